@@ -1,0 +1,173 @@
+//! Validation: every rule violation names the field at fault, so the API can answer `422` with
+//! the complete list in one round trip.
+
+use serde::Serialize;
+use std::fmt;
+
+/// One field that failed validation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Dotted path of the field, as the client sent it (e.g. `billing_address.country`).
+    pub field: String,
+    pub message: String,
+}
+
+/// All validation failures of one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = Self::new();
+        e.add(field, message);
+        e
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Records the error of `result` (if any) under `field` and returns the value.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.add(field, m);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing failed.
+    pub fn into_result(self) -> Result<(), Self> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Trims and checks a required free-text field.
+pub fn non_empty(value: &str, max_len: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if v.chars().count() > max_len {
+        return Err(format!("must be at most {max_len} characters"));
+    }
+    if v.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(v.to_string())
+}
+
+/// Trims an optional free-text field; empty becomes `None`.
+pub fn optional(value: Option<&str>, max_len: usize) -> Result<Option<String>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => non_empty(v, max_len).map(Some),
+    }
+}
+
+/// A deliberately modest e-mail check: one `@`, something on both sides, a dot in the domain,
+/// no spaces. Deliverability is proven by sending mail, not by a regex.
+pub fn email(value: &str) -> Result<String, String> {
+    let v = value.trim();
+    let ok = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        }
+        None => false,
+    };
+    if !ok || v.len() > 254 || v.chars().any(char::is_whitespace) {
+        return Err("must be an e-mail address".into());
+    }
+    Ok(v.to_string())
+}
+
+/// ISO 4217 alphabetic code (three upper-case letters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be an ISO 4217 currency code such as EUR or USD".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(email("a@b.co").is_ok());
+        assert!(email(" noc@isp.example ").is_ok());
+        for bad in ["", "a", "a@b", "@b.co", "a@.co", "a b@c.de", "a@b.co@d.ef"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn currencies() {
+        assert_eq!(Currency::parse("EUR").unwrap().as_str(), "EUR");
+        assert!(Currency::parse("eur").is_err());
+        assert!(Currency::parse("EURO").is_err());
+    }
+
+    #[test]
+    fn text() {
+        assert_eq!(non_empty("  x ", 5).unwrap(), "x");
+        assert!(non_empty("   ", 5).is_err());
+        assert!(non_empty("abcdef", 5).is_err());
+        assert!(non_empty("a\u{0}b", 5).is_err());
+        assert_eq!(optional(Some(" "), 5).unwrap(), None);
+    }
+}
