@@ -66,7 +66,7 @@ pub struct Nas {
     pub api_password_ciphertext: Option<Vec<u8>>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    pub version: i64,
+    pub revision: i64,
 }
 
 /// RADIUS shared secrets: RFC 2865 requires at least one octet; we require 8 printable ASCII

@@ -235,6 +235,8 @@ pub struct Plan {
     pub status: PlanStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Optimistic-concurrency revision, incremented on every write.
+    pub revision: i64,
     /// The version new services and plan changes get.
     pub current: PlanVersion,
 }

@@ -139,8 +139,8 @@ pub struct Service {
     pub nas_id: Option<NasId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    /// Optimistic-concurrency version, incremented on every write.
-    pub version: i64,
+    /// Optimistic-concurrency revision, incremented on every write.
+    pub revision: i64,
 }
 
 /// PPPoE/hotspot usernames: printable ASCII without spaces, 1 to 64 characters (what every

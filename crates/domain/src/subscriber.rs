@@ -133,6 +133,6 @@ pub struct Subscriber {
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    /// Optimistic-concurrency version, incremented on every write.
-    pub version: i64,
+    /// Optimistic-concurrency revision, incremented on every write.
+    pub revision: i64,
 }

@@ -1,1 +1,975 @@
+//! SQLite backend: the embedded default. One file, zero set-up.
+//!
+//! WAL mode; reads go through a pool of connections, writes through a single writer connection
+//! (a pool of one) with `BEGIN IMMEDIATE`, so concurrent writers queue in the process instead of
+//! racing for SQLite's lock and surfacing `SQLITE_BUSY` to a client.
 
+mod migrate;
+mod row;
+
+pub use migrate::MIGRATIONS;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use lastmile_domain::audit::AuditEvent;
+use lastmile_domain::auth::Operator;
+use lastmile_domain::ids::*;
+use lastmile_domain::job::{JobStatus, ProvisioningJob};
+use lastmile_domain::nas::Nas;
+use lastmile_domain::plan::{Plan, PlanVersion};
+use lastmile_domain::service::Service;
+use lastmile_domain::subscriber::Subscriber;
+use lastmile_domain::timeline::TimelineEvent;
+use lastmile_store::rows::{self, micros, to_json};
+use lastmile_store::*;
+use row::{db_err, Row};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+/// The text form of an id column.
+fn id(u: Uuid) -> String {
+    u.hyphenated().to_string()
+}
+
+fn opt_id(u: Option<Uuid>) -> Option<String> {
+    u.map(id)
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+fn opt_json_text(v: Option<&serde_json::Value>) -> Option<String> {
+    v.map(json_text)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or a
+    /// plain path) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .map_err(db_err)?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        let store = Self { read, write };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        migrate::run(&self.write).await
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+async fn insert_audit(c: &mut SqliteConnection, a: &AuditEvent) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, actor_id, actor_name, subscriber_id, entity_type,
+             entity_id, action, before, after, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id(a.id.0))
+    .bind(micros(a.at))
+    .bind(&a.actor.id)
+    .bind(&a.actor.name)
+    .bind(opt_id(a.subscriber_id.map(|s| s.0)))
+    .bind(&a.entity_type)
+    .bind(&a.entity_id)
+    .bind(&a.action)
+    .bind(opt_json_text(a.before.as_ref()))
+    .bind(opt_json_text(a.after.as_ref()))
+    .bind(&a.reason)
+    .execute(c)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_job(c: &mut SqliteConnection, j: &ProvisioningJob) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO provisioning_jobs (id, subscriber_id, service_id, kind, payload, status,
+             attempts, max_attempts, run_after, locked_until, last_error, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(id(j.id.0))
+    .bind(opt_id(j.subscriber_id.map(|s| s.0)))
+    .bind(opt_id(j.service_id.map(|s| s.0)))
+    .bind(&j.kind)
+    .bind(json_text(&j.payload))
+    .bind(j.status.as_str())
+    .bind(j.attempts)
+    .bind(j.max_attempts)
+    .bind(micros(j.run_after))
+    .bind(j.locked_until.map(micros))
+    .bind(&j.last_error)
+    .bind(micros(j.created_at))
+    .bind(micros(j.updated_at))
+    .execute(c)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_plan_version(c: &mut SqliteConnection, v: &PlanVersion) -> Result<()> {
+    let t = &v.terms;
+    sqlx::query(
+        "INSERT INTO plan_versions (id, plan_id, version, download_kbps, upload_kbps, burst,
+             price_minor, currency, billing_interval, setup_fee_minor, data_cap_bytes, cap_policy,
+             free_window, contract_months, early_termination_fee_minor, tax_class, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(id(v.id.0))
+    .bind(id(v.plan_id.0))
+    .bind(v.version)
+    .bind(i64::from(t.download_kbps))
+    .bind(i64::from(t.upload_kbps))
+    .bind(t.burst.as_ref().map(|b| json_text(&to_json(b))))
+    .bind(t.price_minor)
+    .bind(t.currency.as_str())
+    .bind(t.billing_interval.as_str())
+    .bind(t.setup_fee_minor)
+    .bind(t.data_cap_bytes)
+    .bind(json_text(&to_json(&t.cap_policy)))
+    .bind(t.free_window.as_ref().map(|w| json_text(&to_json(w))))
+    .bind(i64::from(t.contract_months))
+    .bind(t.early_termination_fee_minor)
+    .bind(&t.tax_class)
+    .bind(micros(v.created_at))
+    .execute(c)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Fails with `Stale` when an optimistic update touched no row.
+fn expect_one(rows: u64, entity: &'static str) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Stale { entity })
+    }
+}
+
+const PLAN_SELECT: &str = "SELECT p.*, v.id AS v_id, v.plan_id AS v_plan_id, v.version AS v_version,
+    v.download_kbps AS v_download_kbps, v.upload_kbps AS v_upload_kbps, v.burst AS v_burst,
+    v.price_minor AS v_price_minor, v.currency AS v_currency,
+    v.billing_interval AS v_billing_interval, v.setup_fee_minor AS v_setup_fee_minor,
+    v.data_cap_bytes AS v_data_cap_bytes, v.cap_policy AS v_cap_policy,
+    v.free_window AS v_free_window, v.contract_months AS v_contract_months,
+    v.early_termination_fee_minor AS v_early_termination_fee_minor, v.tax_class AS v_tax_class,
+    v.created_at AS v_created_at
+    FROM plans p JOIN plan_versions v ON v.id = p.current_version_id";
+
+/// Appends `AND id > after ORDER BY id LIMIT n` for keyset pagination.
+fn paginate(q: &mut QueryBuilder<Sqlite>, id_col: &str, page: Page) {
+    if let Some(after) = page.after {
+        q.push(format_args!(" AND {id_col} > ")).push_bind(id(after));
+    }
+    q.push(format_args!(" ORDER BY {id_col} LIMIT "))
+        .push_bind(i64::from(page.limit));
+}
+
+/// `%needle%` for LIKE, with the wildcards in the needle escaped (ESCAPE '\').
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::from("%");
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn next_counter(&self, name: &str) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let v: i64 = sqlx::query_scalar(
+            "INSERT INTO counters (name, value) VALUES ($1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1
+             RETURNING value",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(v)
+    }
+
+    async fn insert_operator(
+        &self,
+        operator: &Operator,
+        token: &ApiToken,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO operators (id, name, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id(operator.id.0))
+            .bind(&operator.name)
+            .bind(operator.role.as_str())
+            .bind(micros(operator.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, operator_id, token_hash, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id(token.id.0))
+        .bind(id(token.operator_id.0))
+        .bind(&token.token_hash)
+        .bind(micros(token.created_at))
+        .bind(token.revoked_at.map(micros))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, Operator)>> {
+        let row = sqlx::query(
+            "SELECT t.*, o.name AS operator_name, o.role AS operator_role,
+                    o.created_at AS operator_created_at
+             FROM api_tokens t JOIN operators o ON o.id = t.operator_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let r = Row(r);
+                Ok(Some((rows::api_token(&r)?, rows::operator(&r)?)))
+            }
+        }
+    }
+
+    async fn insert_subscriber(&self, s: &Subscriber, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO subscribers (id, number, name, email, phone, billing_address, currency,
+                 tax_zone, billing_day, status, custom_fields, created_at, updated_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(id(s.id.0))
+        .bind(s.number.as_str())
+        .bind(&s.name)
+        .bind(&s.email)
+        .bind(&s.phone)
+        .bind(json_text(&to_json(&s.billing_address)))
+        .bind(s.currency.as_str())
+        .bind(&s.tax_zone)
+        .bind(i64::from(s.billing_day.get()))
+        .bind(s.status.as_str())
+        .bind(json_text(&to_json(&s.custom_fields)))
+        .bind(micros(s.created_at))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update_subscriber(
+        &self,
+        s: &Subscriber,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE subscribers SET number = $2, name = $3, email = $4, phone = $5,
+                 billing_address = $6, currency = $7, tax_zone = $8, billing_day = $9,
+                 status = $10, custom_fields = $11, updated_at = $12, revision = $13
+             WHERE id = $1 AND revision = $14",
+        )
+        .bind(id(s.id.0))
+        .bind(s.number.as_str())
+        .bind(&s.name)
+        .bind(&s.email)
+        .bind(&s.phone)
+        .bind(json_text(&to_json(&s.billing_address)))
+        .bind(s.currency.as_str())
+        .bind(&s.tax_zone)
+        .bind(i64::from(s.billing_day.get()))
+        .bind(s.status.as_str())
+        .bind(json_text(&to_json(&s.custom_fields)))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "subscriber")?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_subscriber(&self, sid: SubscriberId) -> Result<Option<Subscriber>> {
+        sqlx::query("SELECT * FROM subscribers WHERE id = $1")
+            .bind(id(sid.0))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::subscriber(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_subscribers(&self, f: &SubscriberFilter, page: Page) -> Result<Vec<Subscriber>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM subscribers WHERE 1 = 1");
+        if let Some(needle) = &f.q {
+            let p = like_pattern(needle);
+            q.push(" AND (lower(name) LIKE ")
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\' OR lower(number) LIKE ")
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\' OR lower(email) LIKE ")
+                .push_bind(p)
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(st) = f.status {
+            q.push(" AND status = ").push_bind(st.as_str());
+        }
+        paginate(&mut q, "id", page);
+        q.build()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::subscriber(&Row(r)))
+            .collect()
+    }
+
+    async fn insert_plan(&self, p: &Plan, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO plans (id, code, name, status, current_version_id, created_at,
+                 updated_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id(p.id.0))
+        .bind(&p.code)
+        .bind(&p.name)
+        .bind(p.status.as_str())
+        .bind(id(p.current.id.0))
+        .bind(micros(p.created_at))
+        .bind(micros(p.updated_at))
+        .bind(p.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_plan_version(&mut tx, &p.current).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update_plan(&self, p: &Plan, expected_revision: i64, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plan_versions WHERE id = $1")
+            .bind(id(p.current.id.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            insert_plan_version(&mut tx, &p.current).await?;
+        }
+        let done = sqlx::query(
+            "UPDATE plans SET code = $2, name = $3, status = $4, current_version_id = $5,
+                 updated_at = $6, revision = $7
+             WHERE id = $1 AND revision = $8",
+        )
+        .bind(id(p.id.0))
+        .bind(&p.code)
+        .bind(&p.name)
+        .bind(p.status.as_str())
+        .bind(id(p.current.id.0))
+        .bind(micros(p.updated_at))
+        .bind(p.revision)
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "plan")?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_plan(&self, pid: PlanId) -> Result<Option<Plan>> {
+        let mut q = QueryBuilder::<Sqlite>::new(PLAN_SELECT);
+        q.push(" WHERE p.id = ").push_bind(id(pid.0));
+        q.build()
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::plan(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_plans(&self, f: &PlanFilter, page: Page) -> Result<Vec<Plan>> {
+        let mut q = QueryBuilder::<Sqlite>::new(PLAN_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(st) = f.status {
+            q.push(" AND p.status = ").push_bind(st.as_str());
+        }
+        paginate(&mut q, "p.id", page);
+        q.build()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::plan(&Row(r)))
+            .collect()
+    }
+
+    async fn get_plan_version(&self, vid: PlanVersionId) -> Result<Option<PlanVersion>> {
+        sqlx::query("SELECT * FROM plan_versions WHERE id = $1")
+            .bind(id(vid.0))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::plan_version(&Row(r), ""))
+            .transpose()
+    }
+
+    async fn list_plan_versions(&self, pid: PlanId) -> Result<Vec<PlanVersion>> {
+        sqlx::query("SELECT * FROM plan_versions WHERE plan_id = $1 ORDER BY version")
+            .bind(id(pid.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::plan_version(&Row(r), ""))
+            .collect()
+    }
+
+    async fn insert_nas(&self, n: &Nas, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO nas (id, name, ip, secret_ciphertext, vendor, coa_port, api_url,
+                 api_username, api_password_ciphertext, created_at, updated_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(id(n.id.0))
+        .bind(&n.name)
+        .bind(n.ip.to_string())
+        .bind(&n.secret_ciphertext)
+        .bind(n.vendor.as_str())
+        .bind(i64::from(n.coa_port))
+        .bind(&n.api_url)
+        .bind(&n.api_username)
+        .bind(&n.api_password_ciphertext)
+        .bind(micros(n.created_at))
+        .bind(micros(n.updated_at))
+        .bind(n.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update_nas(&self, n: &Nas, expected_revision: i64, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE nas SET name = $2, ip = $3, secret_ciphertext = $4, vendor = $5,
+                 coa_port = $6, api_url = $7, api_username = $8, api_password_ciphertext = $9,
+                 updated_at = $10, revision = $11
+             WHERE id = $1 AND revision = $12",
+        )
+        .bind(id(n.id.0))
+        .bind(&n.name)
+        .bind(n.ip.to_string())
+        .bind(&n.secret_ciphertext)
+        .bind(n.vendor.as_str())
+        .bind(i64::from(n.coa_port))
+        .bind(&n.api_url)
+        .bind(&n.api_username)
+        .bind(&n.api_password_ciphertext)
+        .bind(micros(n.updated_at))
+        .bind(n.revision)
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "nas")?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delete_nas(&self, nid: NasId, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM nas WHERE id = $1")
+            .bind(id(nid.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "nas" });
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_nas(&self, nid: NasId) -> Result<Option<Nas>> {
+        sqlx::query("SELECT * FROM nas WHERE id = $1")
+            .bind(id(nid.0))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::nas(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_nas(&self, page: Page) -> Result<Vec<Nas>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM nas WHERE 1 = 1");
+        paginate(&mut q, "id", page);
+        q.build()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::nas(&Row(r)))
+            .collect()
+    }
+
+    async fn insert_service(&self, s: &Service, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO services (id, subscriber_id, plan_id, plan_version_id, initial_plan_id,
+                 initial_plan_version_id, status, suspension_cause, service_address, access_kind,
+                 username, password_ciphertext, mac_address, circuit_id, static_ip, ip_pool,
+                 nas_id, created_at, updated_at, revision)
+             VALUES ($1, $2, $3, $4, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 $16, $17, $18)",
+        )
+        .bind(id(s.id.0))
+        .bind(id(s.subscriber_id.0))
+        .bind(id(s.plan_id.0))
+        .bind(id(s.plan_version_id.0))
+        .bind(s.status.as_str())
+        .bind(s.suspension_cause.map(|c| c.as_str()))
+        .bind(json_text(&to_json(&s.service_address)))
+        .bind(s.access_kind.as_str())
+        .bind(&s.username)
+        .bind(&s.password_ciphertext)
+        .bind(&s.mac_address)
+        .bind(&s.circuit_id)
+        .bind(s.static_ip.map(|ip| ip.to_string()))
+        .bind(&s.ip_pool)
+        .bind(opt_id(s.nas_id.map(|n| n.0)))
+        .bind(micros(s.created_at))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_service(&self, sid: ServiceId) -> Result<Option<Service>> {
+        sqlx::query("SELECT * FROM services WHERE id = $1")
+            .bind(id(sid.0))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::service(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_services(&self, f: &ServiceFilter, page: Page) -> Result<Vec<Service>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM services WHERE 1 = 1");
+        if let Some(s) = f.subscriber_id {
+            q.push(" AND subscriber_id = ").push_bind(id(s.0));
+        }
+        if let Some(st) = f.status {
+            q.push(" AND status = ").push_bind(st.as_str());
+        }
+        if let Some(p) = f.plan_id {
+            q.push(" AND plan_id = ").push_bind(id(p.0));
+        }
+        if let Some(n) = f.nas_id {
+            q.push(" AND nas_id = ").push_bind(id(n.0));
+        }
+        paginate(&mut q, "id", page);
+        q.build()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::service(&Row(r)))
+            .collect()
+    }
+
+    async fn service_initial_plan(&self, sid: ServiceId) -> Result<Option<(PlanId, PlanVersionId)>> {
+        let row = sqlx::query(
+            "SELECT initial_plan_id, initial_plan_version_id FROM services WHERE id = $1",
+        )
+        .bind(id(sid.0))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                use lastmile_store::rows::RowGet;
+                let r = Row(r);
+                Ok(Some((
+                    PlanId(r.uuid("initial_plan_id")?),
+                    PlanVersionId(r.uuid("initial_plan_version_id")?),
+                )))
+            }
+        }
+    }
+
+    async fn service_timeline(&self, sid: ServiceId) -> Result<Vec<TimelineEvent>> {
+        sqlx::query("SELECT * FROM service_events WHERE service_id = $1 ORDER BY seq")
+            .bind(id(sid.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::timeline_event(&Row(r)))
+            .collect()
+    }
+
+    async fn record_service_change(&self, c: &ServiceChange) -> Result<()> {
+        let s = &c.service;
+        let e = &c.event;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
+                 suspension_cause = $5, updated_at = $6, revision = $7
+             WHERE id = $1 AND revision = $8",
+        )
+        .bind(id(s.id.0))
+        .bind(id(s.plan_id.0))
+        .bind(id(s.plan_version_id.0))
+        .bind(s.status.as_str())
+        .bind(s.suspension_cause.map(|c| c.as_str()))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .bind(c.expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "service")?;
+        sqlx::query(
+            "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
+                 recorded_at, plan_id, plan_version_id, suspension_cause, reason, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(id(e.id.0))
+        .bind(id(e.subscriber_id.0))
+        .bind(id(e.service_id.0))
+        .bind(e.seq)
+        .bind(e.kind.as_str())
+        .bind(micros(e.effective_at))
+        .bind(micros(e.recorded_at))
+        .bind(opt_id(e.plan_id.map(|p| p.0)))
+        .bind(opt_id(e.plan_version_id.map(|p| p.0)))
+        .bind(e.suspension_cause.map(|c| c.as_str()))
+        .bind(&e.reason)
+        .bind(&e.actor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, &c.audit).await?;
+        for j in &c.jobs {
+            insert_job(&mut tx, j).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_job(&self, jid: JobId) -> Result<Option<ProvisioningJob>> {
+        sqlx::query("SELECT * FROM provisioning_jobs WHERE id = $1")
+            .bind(id(jid.0))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::job(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_jobs(&self, f: &JobFilter, page: Page) -> Result<Vec<ProvisioningJob>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM provisioning_jobs WHERE 1 = 1");
+        if let Some(st) = f.status {
+            q.push(" AND status = ").push_bind(st.as_str());
+        }
+        if let Some(k) = &f.kind {
+            q.push(" AND kind = ").push_bind(k.clone());
+        }
+        if let Some(s) = f.service_id {
+            q.push(" AND service_id = ").push_bind(id(s.0));
+        }
+        if let Some(s) = f.subscriber_id {
+            q.push(" AND subscriber_id = ").push_bind(id(s.0));
+        }
+        paginate(&mut q, "id", page);
+        q.build()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::job(&Row(r)))
+            .collect()
+    }
+
+    async fn requeue_failed_job(
+        &self,
+        jid: JobId,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProvisioningJob>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "UPDATE provisioning_jobs SET status = 'pending', attempts = 0, run_after = $2,
+                 locked_until = NULL, updated_at = $2
+             WHERE id = $1 AND status = 'failed'
+             RETURNING *",
+        )
+        .bind(id(jid.0))
+        .bind(micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = rows::job(&Row(row))?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(job))
+    }
+
+    async fn claim_jobs(
+        &self,
+        kinds: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ProvisioningJob>> {
+        if kinds.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The single writer connection and BEGIN IMMEDIATE make select-then-update atomic.
+        let mut tx = self.begin().await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE provisioning_jobs SET status = 'running', attempts = attempts + 1,
+                 locked_until = ",
+        );
+        q.push_bind(micros(lease_until))
+            .push(", updated_at = ")
+            .push_bind(micros(now))
+            .push(" WHERE id IN (SELECT id FROM provisioning_jobs WHERE kind IN (");
+        let mut sep = q.separated(", ");
+        for k in kinds {
+            sep.push_bind(k.clone());
+        }
+        q.push(") AND ((status = 'pending' AND run_after <= ")
+            .push_bind(micros(now))
+            .push(") OR (status = 'running' AND locked_until < ")
+            .push_bind(micros(now))
+            .push(")) ORDER BY run_after, id LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(") RETURNING *");
+        let jobs = q
+            .build()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::job(&Row(r)))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(jobs)
+    }
+
+    async fn finish_job(
+        &self,
+        jid: JobId,
+        attempt: i32,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let (status, error, run_after) = match outcome {
+            JobOutcome::Succeeded => (JobStatus::Succeeded, None, None),
+            JobOutcome::Failed { error, retry_at: Some(at) } => {
+                (JobStatus::Pending, Some(error.as_str()), Some(micros(*at)))
+            }
+            JobOutcome::Failed { error, retry_at: None } => {
+                (JobStatus::Failed, Some(error.as_str()), None)
+            }
+        };
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE provisioning_jobs SET status = $3, last_error = COALESCE($4, last_error),
+                 run_after = COALESCE($5, run_after), locked_until = NULL, updated_at = $6
+             WHERE id = $1 AND status = 'running' AND attempts = $2",
+        )
+        .bind(id(jid.0))
+        .bind(attempt)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(run_after)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_audit_events(&self, f: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_events WHERE 1 = 1");
+        if let Some(t) = &f.entity_type {
+            q.push(" AND entity_type = ").push_bind(t.clone());
+        }
+        if let Some(e) = &f.entity_id {
+            q.push(" AND entity_id = ").push_bind(e.clone());
+        }
+        if let Some(a) = &f.actor_id {
+            q.push(" AND actor_id = ").push_bind(a.clone());
+        }
+        if let Some(s) = f.subscriber_id {
+            q.push(" AND subscriber_id = ").push_bind(id(s.0));
+        }
+        if let Some(from) = f.from {
+            q.push(" AND at >= ").push_bind(micros(from));
+        }
+        if let Some(to) = f.to {
+            q.push(" AND at < ").push_bind(micros(to));
+        }
+        paginate(&mut q, "id", page);
+        q.build()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::audit_event(&Row(r)))
+            .collect()
+    }
+
+    async fn begin_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyBegin> {
+        let mut tx = self.begin().await?;
+        let existing = sqlx::query(
+            "SELECT request_hash, status_code, response_body, created_at
+             FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let outcome = match existing {
+            Some(r) if !rows::idempotency_expired(&Row(&r), now)? => {
+                rows::idempotency_outcome(&Row(&r), request_hash)?
+            }
+            _ => {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (scope, key) DO UPDATE SET request_hash = $3,
+                         status_code = NULL, response_body = NULL, created_at = $4",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(request_hash)
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                IdempotencyBegin::Reserved
+            }
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcome)
+    }
+
+    async fn finish_idempotency(&self, scope: &str, key: &str, resp: &StoredResponse) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $3, response_body = $4
+             WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(i64::from(resp.status))
+        .bind(&resp.body)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn abandon_idempotency(&self, scope: &str, key: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+}

@@ -1,1 +1,260 @@
+//! The storage port. Use cases talk to a `dyn Store`; each backend crate (SQLite, PostgreSQL)
+//! implements it with its own SQL and migrations, and both pass the same conformance suite
+//! (`conformance`, behind the feature of that name).
+//!
+//! Every method that changes state takes the audit event (and, for service events, the
+//! timeline event and provisioning jobs) that belongs to the change and writes all of it in
+//! one database transaction: the store is where SPEC rule 1 is kept.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+pub mod rows;
+
+pub use error::StoreError;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use lastmile_domain::audit::AuditEvent;
+use lastmile_domain::auth::Operator;
+use lastmile_domain::ids::*;
+use lastmile_domain::job::{JobStatus, ProvisioningJob};
+use lastmile_domain::nas::Nas;
+use lastmile_domain::plan::{Plan, PlanStatus, PlanVersion};
+use lastmile_domain::service::{Service, ServiceStatus};
+use lastmile_domain::subscriber::{Subscriber, SubscriberStatus};
+use lastmile_domain::timeline::TimelineEvent;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Keyset pagination: items with an id greater than `after`, in id (= creation) order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Page {
+    pub after: Option<uuid::Uuid>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SubscriberFilter {
+    /// Case-insensitive substring of name, number or e-mail.
+    pub q: Option<String>,
+    pub status: Option<SubscriberStatus>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanFilter {
+    pub status: Option<PlanStatus>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ServiceFilter {
+    pub subscriber_id: Option<SubscriberId>,
+    pub status: Option<ServiceStatus>,
+    pub plan_id: Option<PlanId>,
+    pub nas_id: Option<NasId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub kind: Option<String>,
+    pub service_id: Option<ServiceId>,
+    pub subscriber_id: Option<SubscriberId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub subscriber_id: Option<SubscriberId>,
+    /// Inclusive lower bound.
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound.
+    pub to: Option<Timestamp>,
+}
+
+/// A stored API token. The token itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub operator_id: OperatorId,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A service business event: everything rule 1 says must land together.
+#[derive(Clone, Debug)]
+pub struct ServiceChange {
+    /// The service row after the event (the timeline's projection as of now), with
+    /// `revision = expected_revision + 1`.
+    pub service: Service,
+    pub expected_revision: i64,
+    pub event: TimelineEvent,
+    pub audit: AuditEvent,
+    pub jobs: Vec<ProvisioningJob>,
+}
+
+/// The response kept for an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Outcome of reserving an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// First use: the caller processes the request and then calls `finish_idempotency`.
+    Reserved,
+    /// Seen before with the same request: replay this response.
+    Replay(StoredResponse),
+    /// Seen before with a different request.
+    Mismatch,
+    /// The first request with this key is still being processed.
+    InProgress,
+}
+
+/// How a job attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Succeeded,
+    /// Failed; retried at `retry_at`, or failed for good when `None`.
+    Failed {
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap round trip, for `/healthz`.
+    async fn ping(&self) -> Result<()>;
+
+    /// Next value of a named counter (`subscriber_number` …). Gap-free per counter within a
+    /// successful call; used outside the business transaction, so a failed insert may skip one.
+    async fn next_counter(&self, name: &str) -> Result<i64>;
+
+    // Operators and tokens ----------------------------------------------------------------
+
+    async fn insert_operator(
+        &self,
+        operator: &Operator,
+        token: &ApiToken,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    /// The live (not revoked) token with this hash, and its operator.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, Operator)>>;
+
+    // Subscribers -------------------------------------------------------------------------
+
+    async fn insert_subscriber(&self, subscriber: &Subscriber, audit: &AuditEvent) -> Result<()>;
+    /// Writes `subscriber` (its `revision` already incremented) if the stored revision is
+    /// `expected_revision`, else `StoreError::Stale`.
+    async fn update_subscriber(
+        &self,
+        subscriber: &Subscriber,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    async fn get_subscriber(&self, id: SubscriberId) -> Result<Option<Subscriber>>;
+    async fn list_subscribers(
+        &self,
+        filter: &SubscriberFilter,
+        page: Page,
+    ) -> Result<Vec<Subscriber>>;
+
+    // Plans -------------------------------------------------------------------------------
+
+    /// Inserts the plan and its current version.
+    async fn insert_plan(&self, plan: &Plan, audit: &AuditEvent) -> Result<()>;
+    /// Writes the plan row; if `plan.current` is a version not stored yet, inserts it too.
+    async fn update_plan(&self, plan: &Plan, expected_revision: i64, audit: &AuditEvent)
+        -> Result<()>;
+    async fn get_plan(&self, id: PlanId) -> Result<Option<Plan>>;
+    async fn list_plans(&self, filter: &PlanFilter, page: Page) -> Result<Vec<Plan>>;
+    async fn get_plan_version(&self, id: PlanVersionId) -> Result<Option<PlanVersion>>;
+    async fn list_plan_versions(&self, plan_id: PlanId) -> Result<Vec<PlanVersion>>;
+
+    // NAS ---------------------------------------------------------------------------------
+
+    async fn insert_nas(&self, nas: &Nas, audit: &AuditEvent) -> Result<()>;
+    async fn update_nas(&self, nas: &Nas, expected_revision: i64, audit: &AuditEvent)
+        -> Result<()>;
+    /// `StoreError::Conflict` while services still reference it.
+    async fn delete_nas(&self, id: NasId, audit: &AuditEvent) -> Result<()>;
+    async fn get_nas(&self, id: NasId) -> Result<Option<Nas>>;
+    async fn list_nas(&self, page: Page) -> Result<Vec<Nas>>;
+
+    // Services and their timeline ---------------------------------------------------------
+
+    async fn insert_service(&self, service: &Service, audit: &AuditEvent) -> Result<()>;
+    async fn get_service(&self, id: ServiceId) -> Result<Option<Service>>;
+    async fn list_services(&self, filter: &ServiceFilter, page: Page) -> Result<Vec<Service>>;
+    /// The plan the service was created with: the start of its timeline.
+    async fn service_initial_plan(&self, id: ServiceId) -> Result<Option<(PlanId, PlanVersionId)>>;
+    /// The service's timeline in recording order (`seq`).
+    async fn service_timeline(&self, id: ServiceId) -> Result<Vec<TimelineEvent>>;
+    /// Writes a service business event atomically; `StoreError::Stale` if the service's
+    /// revision moved on since it was read.
+    async fn record_service_change(&self, change: &ServiceChange) -> Result<()>;
+
+    // Provisioning jobs -------------------------------------------------------------------
+
+    async fn get_job(&self, id: JobId) -> Result<Option<ProvisioningJob>>;
+    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Vec<ProvisioningJob>>;
+    /// Moves a `failed` job back to `pending` (attempts reset). `Ok(None)` if the job is not
+    /// failed (the caller reports its state).
+    async fn requeue_failed_job(
+        &self,
+        id: JobId,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProvisioningJob>>;
+    /// Claims up to `limit` runnable jobs of the given kinds (pending and due, or running with
+    /// an expired lease), marking them `running` until `lease_until` and counting an attempt.
+    /// Concurrent claimers never get the same job.
+    async fn claim_jobs(
+        &self,
+        kinds: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ProvisioningJob>>;
+    /// Records the end of an attempt. Ignored (returns false) if the job is no longer
+    /// `running` at `attempts` (its lease expired and another worker took it).
+    async fn finish_job(
+        &self,
+        id: JobId,
+        attempt: i32,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    // Audit -------------------------------------------------------------------------------
+
+    async fn list_audit_events(&self, filter: &AuditFilter, page: Page)
+        -> Result<Vec<AuditEvent>>;
+
+    // Idempotency keys --------------------------------------------------------------------
+
+    async fn begin_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyBegin>;
+    async fn finish_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<()>;
+    /// Forgets a reservation whose request failed without effect, so a retry can run.
+    async fn abandon_idempotency(&self, scope: &str, key: &str) -> Result<()>;
+}
