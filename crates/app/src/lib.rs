@@ -1,1 +1,90 @@
+//! Use cases: each public method of [`App`] is one business operation. It validates input into
+//! domain values, asks the domain what the change means, and hands the store everything that
+//! must be written together (the change, its timeline event, its audit event, its provisioning
+//! jobs) so it lands in one transaction.
 
+mod audit;
+pub mod clock;
+mod error;
+mod input;
+mod jobs;
+mod nas;
+mod plans;
+pub mod secrets;
+pub mod services;
+mod subscribers;
+pub mod tokens;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AppError, AppResult};
+pub use secrets::SecretBox;
+
+use jiff::SignedDuration;
+use lastmile_domain::audit::Actor;
+use lastmile_domain::auth::Operator;
+use lastmile_store::Store;
+use std::sync::Arc;
+
+/// Settings the use cases need.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// How far in the past a service event may be dated.
+    pub backdate_window: SignedDuration,
+    /// Job kinds that have an executor in this installation (others wait, visibly).
+    pub executor_kinds: Vec<String>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            backdate_window: SignedDuration::from_hours(24 * 90),
+            executor_kinds: Vec::new(),
+        }
+    }
+}
+
+/// The application: the store, the clock, the secret box and the configuration. Cheap to
+/// clone; shared by the HTTP handlers, the job runner and the CLI.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: SecretBox,
+    pub config: Arc<AppConfig>,
+    /// Called after a transaction that queued provisioning jobs, to wake the job runner.
+    pub jobs_queued: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        secrets: SecretBox,
+        config: AppConfig,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            secrets,
+            config: Arc::new(config),
+            jobs_queued: Arc::new(|| {}),
+        }
+    }
+
+    pub fn with_jobs_queued(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.jobs_queued = f;
+        self
+    }
+
+    pub fn has_executor(&self, kind: &str) -> bool {
+        self.config.executor_kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// The actor recorded in audit events for an operator.
+pub fn actor(op: &Operator) -> Actor {
+    Actor {
+        id: format!("operator:{}", op.id),
+        name: op.name.clone(),
+    }
+}

@@ -74,7 +74,12 @@ impl AuditEvent {
 }
 
 /// Secrets never reach the audit trail, even encrypted.
-const SECRET_FIELDS: &[&str] = &["password_ciphertext", "secret", "shared_secret", "token_hash"];
+const SECRET_FIELDS: &[&str] = &[
+    "password_ciphertext",
+    "secret",
+    "shared_secret",
+    "token_hash",
+];
 
 fn redacted(v: Option<serde_json::Value>) -> Option<serde_json::Value> {
     let mut v = v?;
@@ -96,7 +101,8 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let after = serde_json::json!({"name": "x", "shared_secret": [1, 2], "password_ciphertext": null});
+        let after =
+            serde_json::json!({"name": "x", "shared_secret": [1, 2], "password_ciphertext": null});
         let e = AuditEvent::new::<(), _>(
             Timestamp::UNIX_EPOCH,
             &Actor::system("test"),

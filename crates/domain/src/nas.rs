@@ -9,6 +9,7 @@ use std::str::FromStr;
 /// The dialect a NAS speaks: which vendor attributes carry the tier, how CoA is addressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VendorProfile {
     Mikrotik,
     Cisco,

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PlanStatus {
     /// Can be sold and moved to.
     Active,
@@ -39,6 +40,7 @@ impl FromStr for PlanStatus {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BillingInterval {
     Monthly,
     Quarterly,
@@ -70,6 +72,8 @@ impl FromStr for BillingInterval {
 /// What happens when a service crosses its data cap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CapPolicy {
     /// Counted, nothing enforced.
     None,
@@ -97,6 +101,8 @@ impl CapPolicy {
 
 /// Burst ("boost") parameters as MikroTik and others understand them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Burst {
     pub download_kbps: u32,
     pub upload_kbps: u32,
@@ -143,7 +149,10 @@ impl PlanTerms {
         let mut e = ValidationErrors::new();
         let rate = |e: &mut ValidationErrors, field: &str, v: u32| {
             if v == 0 || v > MAX_RATE_KBPS {
-                e.add(field, format!("must be between 1 and {MAX_RATE_KBPS} kbit/s"));
+                e.add(
+                    field,
+                    format!("must be between 1 and {MAX_RATE_KBPS} kbit/s"),
+                );
             }
         };
         rate(&mut e, "download_kbps", self.download_kbps);
@@ -175,7 +184,10 @@ impl PlanTerms {
             CapPolicy::None => {}
             policy => {
                 if self.data_cap_bytes.is_none() {
-                    e.add("cap_policy", format!("`{}` needs a data_cap_bytes", policy.kind()));
+                    e.add(
+                        "cap_policy",
+                        format!("`{}` needs a data_cap_bytes", policy.kind()),
+                    );
                 }
                 match policy {
                     CapPolicy::Throttle {
@@ -315,7 +327,11 @@ mod tests {
         let fields: Vec<_> = e.0.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["download_kbps", "price_minor", "early_termination_fee_minor"]
+            [
+                "download_kbps",
+                "price_minor",
+                "early_termination_fee_minor"
+            ]
         );
     }
 

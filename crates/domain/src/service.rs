@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ServiceStatus {
     Pending,
     Active,
@@ -51,6 +52,7 @@ impl fmt::Display for ServiceStatus {
 /// Who put a service into `suspended`: dunning resumes only its own suspensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SuspensionCause {
     Operator,
     Dunning,
@@ -79,6 +81,7 @@ impl FromStr for SuspensionCause {
 /// How the NAS identifies the subscriber's line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AccessKind {
     /// PPPoE username + password (PAP or CHAP).
     Pppoe,

@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventKind {
     Activated,
     PlanChanged,
@@ -132,7 +133,8 @@ impl ServiceState {
             }
             (EventKind::Suspended, Active) => {
                 next.status = Suspended;
-                next.suspension_cause = Some(event.suspension_cause.unwrap_or(SuspensionCause::Operator));
+                next.suspension_cause =
+                    Some(event.suspension_cause.unwrap_or(SuspensionCause::Operator));
             }
             (EventKind::Resumed, Suspended) => {
                 next.status = Active;
@@ -233,11 +235,7 @@ pub fn add_event(
 }
 
 /// The state of the service at `at` (events effective at `at` included), per a stored timeline.
-pub fn state_at(
-    initial: ServiceState,
-    existing: &[TimelineEvent],
-    at: Timestamp,
-) -> ServiceState {
+pub fn state_at(initial: ServiceState, existing: &[TimelineEvent], at: Timestamp) -> ServiceState {
     let mut sorted = existing.to_vec();
     sort(&mut sorted);
     let mut state = initial;
@@ -283,12 +281,7 @@ mod tests {
         )
     }
 
-    fn ev(
-        kind: EventKind,
-        seq: i64,
-        day: i64,
-        plan: (PlanId, PlanVersionId),
-    ) -> TimelineEvent {
+    fn ev(kind: EventKind, seq: i64, day: i64, plan: (PlanId, PlanVersionId)) -> TimelineEvent {
         TimelineEvent {
             id: ServiceEventId::generate(),
             service_id: ServiceId(uuid::Uuid::nil()),
@@ -326,12 +319,22 @@ mod tests {
         let (p, v, _, _) = ids();
         let init = ServiceState::pending(p, v);
         let e = add_event(init, &[], &ev(EventKind::Suspended, 1, 1, (p, v))).unwrap_err();
-        assert_eq!(e.to_string(), "cannot suspend a service that is pending (at 1970-01-02T00:00:00Z)");
+        assert_eq!(
+            e.to_string(),
+            "cannot suspend a service that is pending (at 1970-01-02T00:00:00Z)"
+        );
         let term = ev(EventKind::Terminated, 1, 1, (p, v));
-        let e = add_event(init, &[term.clone()], &ev(EventKind::Resumed, 2, 2, (p, v))).unwrap_err();
+        let e =
+            add_event(init, &[term.clone()], &ev(EventKind::Resumed, 2, 2, (p, v))).unwrap_err();
         assert!(matches!(
             e,
-            TimelineError::Illegal { transition: IllegalTransition { status: ServiceStatus::Terminated, .. }, .. }
+            TimelineError::Illegal {
+                transition: IllegalTransition {
+                    status: ServiceStatus::Terminated,
+                    ..
+                },
+                ..
+            }
         ));
     }
 
@@ -348,7 +351,13 @@ mod tests {
         assert_eq!((s.status, s.plan_version_id), (ServiceStatus::Suspended, w));
         // Back-dated suspension on day 5 makes the day-10 suspension illegal.
         let e = add_event(init, &existing, &ev(EventKind::Suspended, 3, 5, (p, v))).unwrap_err();
-        assert!(matches!(e, TimelineError::ConflictsWithLater { later: EventKind::Suspended, .. }));
+        assert!(matches!(
+            e,
+            TimelineError::ConflictsWithLater {
+                later: EventKind::Suspended,
+                ..
+            }
+        ));
         // Back-dated before activation: illegal where it lands.
         let e = add_event(init, &existing, &ev(EventKind::Resumed, 3, 0, (p, v))).unwrap_err();
         assert!(matches!(e, TimelineError::Illegal { .. }));

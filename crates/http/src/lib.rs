@@ -1,1 +1,125 @@
+//! The HTTP API (`/api/v1`, JSON, OpenAPI at `/api/v1/openapi.json`), `/healthz` and
+//! `/metrics`. Handlers are thin: authenticate, check the role, call one use case, map the
+//! result to API types.
 
+pub mod error;
+pub mod extract;
+mod idempotency;
+pub mod metrics;
+mod pagination;
+mod routes;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use lastmile_app::App;
+use metrics::Metrics;
+use std::sync::Arc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lastmile API",
+        description = "Operations platform for Internet service providers: subscribers, plans, \
+                       services and their timeline, NAS, provisioning jobs and the audit trail. \
+                       Authenticate with `Authorization: Bearer <token>`. Errors are \
+                       `application/problem+json` (RFC 9457). POST requests accept an \
+                       `Idempotency-Key` header."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "subscribers"), (name = "plans"), (name = "nas"), (name = "services"),
+        (name = "provisioning-jobs"), (name = "audit-events")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document, generated from the handlers' annotations.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", routes::router())
+        .split_for_parts()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
+    let metrics = state.metrics.clone();
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(healthz))
+    .route("/metrics", get(metrics_text))
+    .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::layer,
+    ))
+    .route_layer(axum::middleware::from_fn_with_state(
+        metrics,
+        metrics::track,
+    ))
+    .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.app.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "status": "ok",
+                "database": state.app.store.backend(),
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            error::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Database unavailable",
+                "the database does not answer",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}

@@ -1,1 +1,972 @@
+//! PostgreSQL backend: the production store.
+//!
+//! Same tables, columns and constraint names as the SQLite backend, with native types (`uuid`,
+//! `jsonb`, `bytea`, `BIGINT` everywhere). Concurrency comes from the database instead of a
+//! single writer: each optimistic write starts with `UPDATE … WHERE id = … AND revision = …`,
+//! which locks the row it checks (a concurrent writer waits, re-reads the row and finds the
+//! revision moved on: `Stale`), job claims use `FOR UPDATE SKIP LOCKED`, and idempotency
+//! reservations `INSERT … ON CONFLICT DO NOTHING` and then lock the key with `FOR UPDATE`.
+//! Transactions run at PostgreSQL's default `READ COMMITTED`.
 
+mod migrate;
+mod row;
+
+pub use migrate::MIGRATIONS;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use lastmile_domain::audit::AuditEvent;
+use lastmile_domain::auth::Operator;
+use lastmile_domain::ids::*;
+use lastmile_domain::job::{JobStatus, ProvisioningJob};
+use lastmile_domain::nas::Nas;
+use lastmile_domain::plan::{Plan, PlanVersion};
+use lastmile_domain::service::Service;
+use lastmile_domain::subscriber::Subscriber;
+use lastmile_domain::timeline::TimelineEvent;
+use lastmile_store::rows::{self, micros, to_json, RowGet};
+use lastmile_store::*;
+use row::{db_err, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Connections per store; PostgreSQL's default `max_connections` is 100.
+const POOL_SIZE: u32 = 10;
+
+/// How many times `begin_idempotency` retries when the key it found vanished (abandoned by a
+/// concurrent request) before it could lock it.
+const IDEMPOTENCY_RETRIES: usize = 3;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or a unix
+    /// socket: `postgres://user@localhost/db?host=/run/postgresql`) and applies pending
+    /// migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .application_name("lastmile");
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (idempotent; safe when several processes run it at once).
+    pub async fn migrate(&self) -> Result<()> {
+        migrate::run(&self.pool).await
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db_err)
+    }
+
+    /// Closes the pool, waiting for checked-out connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn insert_audit(c: &mut PgConnection, a: &AuditEvent) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, actor_id, actor_name, subscriber_id, entity_type,
+             entity_id, action, before, after, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(a.id.0)
+    .bind(micros(a.at))
+    .bind(&a.actor.id)
+    .bind(&a.actor.name)
+    .bind(a.subscriber_id.map(|s| s.0))
+    .bind(&a.entity_type)
+    .bind(&a.entity_id)
+    .bind(&a.action)
+    .bind(a.before.as_ref())
+    .bind(a.after.as_ref())
+    .bind(&a.reason)
+    .execute(c)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_job(c: &mut PgConnection, j: &ProvisioningJob) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO provisioning_jobs (id, subscriber_id, service_id, kind, payload, status,
+             attempts, max_attempts, run_after, locked_until, last_error, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(j.id.0)
+    .bind(j.subscriber_id.map(|s| s.0))
+    .bind(j.service_id.map(|s| s.0))
+    .bind(&j.kind)
+    .bind(&j.payload)
+    .bind(j.status.as_str())
+    .bind(i64::from(j.attempts))
+    .bind(i64::from(j.max_attempts))
+    .bind(micros(j.run_after))
+    .bind(j.locked_until.map(micros))
+    .bind(&j.last_error)
+    .bind(micros(j.created_at))
+    .bind(micros(j.updated_at))
+    .execute(c)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_plan_version(c: &mut PgConnection, v: &PlanVersion) -> Result<()> {
+    let t = &v.terms;
+    sqlx::query(
+        "INSERT INTO plan_versions (id, plan_id, version, download_kbps, upload_kbps, burst,
+             price_minor, currency, billing_interval, setup_fee_minor, data_cap_bytes, cap_policy,
+             free_window, contract_months, early_termination_fee_minor, tax_class, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(v.id.0)
+    .bind(v.plan_id.0)
+    .bind(i64::from(v.version))
+    .bind(i64::from(t.download_kbps))
+    .bind(i64::from(t.upload_kbps))
+    .bind(t.burst.as_ref().map(to_json))
+    .bind(t.price_minor)
+    .bind(t.currency.as_str())
+    .bind(t.billing_interval.as_str())
+    .bind(t.setup_fee_minor)
+    .bind(t.data_cap_bytes)
+    .bind(to_json(&t.cap_policy))
+    .bind(t.free_window.as_ref().map(to_json))
+    .bind(i64::from(t.contract_months))
+    .bind(t.early_termination_fee_minor)
+    .bind(&t.tax_class)
+    .bind(micros(v.created_at))
+    .execute(c)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Fails with `Stale` when an optimistic update touched no row.
+fn expect_one(rows: u64, entity: &'static str) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Stale { entity })
+    }
+}
+
+const PLAN_SELECT: &str =
+    "SELECT p.*, v.id AS v_id, v.plan_id AS v_plan_id, v.version AS v_version,
+    v.download_kbps AS v_download_kbps, v.upload_kbps AS v_upload_kbps, v.burst AS v_burst,
+    v.price_minor AS v_price_minor, v.currency AS v_currency,
+    v.billing_interval AS v_billing_interval, v.setup_fee_minor AS v_setup_fee_minor,
+    v.data_cap_bytes AS v_data_cap_bytes, v.cap_policy AS v_cap_policy,
+    v.free_window AS v_free_window, v.contract_months AS v_contract_months,
+    v.early_termination_fee_minor AS v_early_termination_fee_minor, v.tax_class AS v_tax_class,
+    v.created_at AS v_created_at
+    FROM plans p JOIN plan_versions v ON v.id = p.current_version_id";
+
+/// Appends `AND id > after ORDER BY id LIMIT n` for keyset pagination. `uuid` orders
+/// bytewise, the same order as SQLite's hyphenated lower-case text.
+fn paginate(q: &mut QueryBuilder<Postgres>, id_col: &str, page: Page) {
+    if let Some(after) = page.after {
+        q.push(format_args!(" AND {id_col} > ")).push_bind(after);
+    }
+    q.push(format_args!(" ORDER BY {id_col} LIMIT "))
+        .push_bind(i64::from(page.limit));
+}
+
+/// `%needle%` for LIKE, with the wildcards in the needle escaped by a backslash (PostgreSQL's
+/// default LIKE escape character). Case is folded in SQL (`lower()` on both sides), so both
+/// sides follow the database's case rules.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::from("%");
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn collect<T>(
+    rows: Vec<sqlx::postgres::PgRow>,
+    f: fn(&Row<sqlx::postgres::PgRow>) -> Result<T>,
+) -> Result<Vec<T>> {
+    rows.into_iter().map(|r| f(&Row(r))).collect()
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn next_counter(&self, name: &str) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO counters (name, value) VALUES ($1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+             RETURNING value",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn insert_operator(
+        &self,
+        operator: &Operator,
+        token: &ApiToken,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO operators (id, name, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(operator.id.0)
+            .bind(&operator.name)
+            .bind(operator.role.as_str())
+            .bind(micros(operator.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, operator_id, token_hash, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token.id.0)
+        .bind(token.operator_id.0)
+        .bind(&token.token_hash)
+        .bind(micros(token.created_at))
+        .bind(token.revoked_at.map(micros))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, Operator)>> {
+        let row = sqlx::query(
+            "SELECT t.*, o.name AS operator_name, o.role AS operator_role,
+                    o.created_at AS operator_created_at
+             FROM api_tokens t JOIN operators o ON o.id = t.operator_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let r = Row(r);
+                Ok(Some((rows::api_token(&r)?, rows::operator(&r)?)))
+            }
+        }
+    }
+
+    async fn insert_subscriber(&self, s: &Subscriber, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO subscribers (id, number, name, email, phone, billing_address, currency,
+                 tax_zone, billing_day, status, custom_fields, created_at, updated_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(s.id.0)
+        .bind(s.number.as_str())
+        .bind(&s.name)
+        .bind(&s.email)
+        .bind(&s.phone)
+        .bind(to_json(&s.billing_address))
+        .bind(s.currency.as_str())
+        .bind(&s.tax_zone)
+        .bind(i64::from(s.billing_day.get()))
+        .bind(s.status.as_str())
+        .bind(to_json(&s.custom_fields))
+        .bind(micros(s.created_at))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update_subscriber(
+        &self,
+        s: &Subscriber,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE subscribers SET number = $2, name = $3, email = $4, phone = $5,
+                 billing_address = $6, currency = $7, tax_zone = $8, billing_day = $9,
+                 status = $10, custom_fields = $11, updated_at = $12, revision = $13
+             WHERE id = $1 AND revision = $14",
+        )
+        .bind(s.id.0)
+        .bind(s.number.as_str())
+        .bind(&s.name)
+        .bind(&s.email)
+        .bind(&s.phone)
+        .bind(to_json(&s.billing_address))
+        .bind(s.currency.as_str())
+        .bind(&s.tax_zone)
+        .bind(i64::from(s.billing_day.get()))
+        .bind(s.status.as_str())
+        .bind(to_json(&s.custom_fields))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "subscriber")?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_subscriber(&self, sid: SubscriberId) -> Result<Option<Subscriber>> {
+        sqlx::query("SELECT * FROM subscribers WHERE id = $1")
+            .bind(sid.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::subscriber(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_subscribers(&self, f: &SubscriberFilter, page: Page) -> Result<Vec<Subscriber>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM subscribers WHERE 1 = 1");
+        if let Some(needle) = &f.q {
+            let p = like_pattern(needle);
+            q.push(" AND (lower(name) LIKE lower(")
+                .push_bind(p.clone())
+                .push(") OR lower(number) LIKE lower(")
+                .push_bind(p.clone())
+                .push(") OR lower(email) LIKE lower(")
+                .push_bind(p)
+                .push("))");
+        }
+        if let Some(st) = f.status {
+            q.push(" AND status = ").push_bind(st.as_str());
+        }
+        paginate(&mut q, "id", page);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        collect(rows, rows::subscriber)
+    }
+
+    async fn insert_plan(&self, p: &Plan, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO plans (id, code, name, status, current_version_id, created_at,
+                 updated_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(p.id.0)
+        .bind(&p.code)
+        .bind(&p.name)
+        .bind(p.status.as_str())
+        .bind(p.current.id.0)
+        .bind(micros(p.created_at))
+        .bind(micros(p.updated_at))
+        .bind(p.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_plan_version(&mut tx, &p.current).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update_plan(
+        &self,
+        p: &Plan,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // The revision check comes first and locks the plan row: a stale writer fails with
+        // `Stale` before its new version is considered, and concurrent updates of one plan
+        // run one after the other. `current_version_id` has no foreign key, so the row may
+        // name the version for a moment before it is inserted below.
+        let done = sqlx::query(
+            "UPDATE plans SET code = $2, name = $3, status = $4, current_version_id = $5,
+                 updated_at = $6, revision = $7
+             WHERE id = $1 AND revision = $8",
+        )
+        .bind(p.id.0)
+        .bind(&p.code)
+        .bind(&p.name)
+        .bind(p.status.as_str())
+        .bind(p.current.id.0)
+        .bind(micros(p.updated_at))
+        .bind(p.revision)
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "plan")?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plan_versions WHERE id = $1)")
+                .bind(p.current.id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if !exists {
+            insert_plan_version(&mut tx, &p.current).await?;
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_plan(&self, pid: PlanId) -> Result<Option<Plan>> {
+        let mut q = QueryBuilder::<Postgres>::new(PLAN_SELECT);
+        q.push(" WHERE p.id = ").push_bind(pid.0);
+        q.build()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::plan(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_plans(&self, f: &PlanFilter, page: Page) -> Result<Vec<Plan>> {
+        let mut q = QueryBuilder::<Postgres>::new(PLAN_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(st) = f.status {
+            q.push(" AND p.status = ").push_bind(st.as_str());
+        }
+        paginate(&mut q, "p.id", page);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        collect(rows, rows::plan)
+    }
+
+    async fn get_plan_version(&self, vid: PlanVersionId) -> Result<Option<PlanVersion>> {
+        sqlx::query("SELECT * FROM plan_versions WHERE id = $1")
+            .bind(vid.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::plan_version(&Row(r), ""))
+            .transpose()
+    }
+
+    async fn list_plan_versions(&self, pid: PlanId) -> Result<Vec<PlanVersion>> {
+        sqlx::query("SELECT * FROM plan_versions WHERE plan_id = $1 ORDER BY version")
+            .bind(pid.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::plan_version(&Row(r), ""))
+            .collect()
+    }
+
+    async fn insert_nas(&self, n: &Nas, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO nas (id, name, ip, secret_ciphertext, vendor, coa_port, api_url,
+                 api_username, api_password_ciphertext, created_at, updated_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(n.id.0)
+        .bind(&n.name)
+        .bind(n.ip.to_string())
+        .bind(&n.secret_ciphertext)
+        .bind(n.vendor.as_str())
+        .bind(i64::from(n.coa_port))
+        .bind(&n.api_url)
+        .bind(&n.api_username)
+        .bind(&n.api_password_ciphertext)
+        .bind(micros(n.created_at))
+        .bind(micros(n.updated_at))
+        .bind(n.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn update_nas(&self, n: &Nas, expected_revision: i64, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE nas SET name = $2, ip = $3, secret_ciphertext = $4, vendor = $5,
+                 coa_port = $6, api_url = $7, api_username = $8, api_password_ciphertext = $9,
+                 updated_at = $10, revision = $11
+             WHERE id = $1 AND revision = $12",
+        )
+        .bind(n.id.0)
+        .bind(&n.name)
+        .bind(n.ip.to_string())
+        .bind(&n.secret_ciphertext)
+        .bind(n.vendor.as_str())
+        .bind(i64::from(n.coa_port))
+        .bind(&n.api_url)
+        .bind(&n.api_username)
+        .bind(&n.api_password_ciphertext)
+        .bind(micros(n.updated_at))
+        .bind(n.revision)
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "nas")?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delete_nas(&self, nid: NasId, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM nas WHERE id = $1")
+            .bind(nid.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "nas" });
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_nas(&self, nid: NasId) -> Result<Option<Nas>> {
+        sqlx::query("SELECT * FROM nas WHERE id = $1")
+            .bind(nid.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::nas(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_nas(&self, page: Page) -> Result<Vec<Nas>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM nas WHERE 1 = 1");
+        paginate(&mut q, "id", page);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        collect(rows, rows::nas)
+    }
+
+    async fn insert_service(&self, s: &Service, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO services (id, subscriber_id, plan_id, plan_version_id, initial_plan_id,
+                 initial_plan_version_id, status, suspension_cause, service_address, access_kind,
+                 username, password_ciphertext, mac_address, circuit_id, static_ip, ip_pool,
+                 nas_id, created_at, updated_at, revision)
+             VALUES ($1, $2, $3, $4, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 $16, $17, $18)",
+        )
+        .bind(s.id.0)
+        .bind(s.subscriber_id.0)
+        .bind(s.plan_id.0)
+        .bind(s.plan_version_id.0)
+        .bind(s.status.as_str())
+        .bind(s.suspension_cause.map(|c| c.as_str()))
+        .bind(to_json(&s.service_address))
+        .bind(s.access_kind.as_str())
+        .bind(&s.username)
+        .bind(&s.password_ciphertext)
+        .bind(&s.mac_address)
+        .bind(&s.circuit_id)
+        .bind(s.static_ip.map(|ip| ip.to_string()))
+        .bind(&s.ip_pool)
+        .bind(s.nas_id.map(|n| n.0))
+        .bind(micros(s.created_at))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_service(&self, sid: ServiceId) -> Result<Option<Service>> {
+        sqlx::query("SELECT * FROM services WHERE id = $1")
+            .bind(sid.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::service(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_services(&self, f: &ServiceFilter, page: Page) -> Result<Vec<Service>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM services WHERE 1 = 1");
+        if let Some(s) = f.subscriber_id {
+            q.push(" AND subscriber_id = ").push_bind(s.0);
+        }
+        if let Some(st) = f.status {
+            q.push(" AND status = ").push_bind(st.as_str());
+        }
+        if let Some(p) = f.plan_id {
+            q.push(" AND plan_id = ").push_bind(p.0);
+        }
+        if let Some(n) = f.nas_id {
+            q.push(" AND nas_id = ").push_bind(n.0);
+        }
+        paginate(&mut q, "id", page);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        collect(rows, rows::service)
+    }
+
+    async fn service_initial_plan(
+        &self,
+        sid: ServiceId,
+    ) -> Result<Option<(PlanId, PlanVersionId)>> {
+        let row = sqlx::query(
+            "SELECT initial_plan_id, initial_plan_version_id FROM services WHERE id = $1",
+        )
+        .bind(sid.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let r = Row(r);
+                Ok(Some((
+                    PlanId(r.uuid("initial_plan_id")?),
+                    PlanVersionId(r.uuid("initial_plan_version_id")?),
+                )))
+            }
+        }
+    }
+
+    async fn service_timeline(&self, sid: ServiceId) -> Result<Vec<TimelineEvent>> {
+        let rows = sqlx::query("SELECT * FROM service_events WHERE service_id = $1 ORDER BY seq")
+            .bind(sid.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        collect(rows, rows::timeline_event)
+    }
+
+    async fn record_service_change(&self, c: &ServiceChange) -> Result<()> {
+        let s = &c.service;
+        let e = &c.event;
+        let mut tx = self.begin().await?;
+        // The revision check locks the service row: a concurrent change waits, then finds the
+        // revision moved on and fails with `Stale`.
+        let done = sqlx::query(
+            "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
+                 suspension_cause = $5, updated_at = $6, revision = $7
+             WHERE id = $1 AND revision = $8",
+        )
+        .bind(s.id.0)
+        .bind(s.plan_id.0)
+        .bind(s.plan_version_id.0)
+        .bind(s.status.as_str())
+        .bind(s.suspension_cause.map(|c| c.as_str()))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .bind(c.expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "service")?;
+        sqlx::query(
+            "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
+                 recorded_at, plan_id, plan_version_id, suspension_cause, reason, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(e.id.0)
+        .bind(e.subscriber_id.0)
+        .bind(e.service_id.0)
+        .bind(e.seq)
+        .bind(e.kind.as_str())
+        .bind(micros(e.effective_at))
+        .bind(micros(e.recorded_at))
+        .bind(e.plan_id.map(|p| p.0))
+        .bind(e.plan_version_id.map(|p| p.0))
+        .bind(e.suspension_cause.map(|c| c.as_str()))
+        .bind(&e.reason)
+        .bind(&e.actor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&mut tx, &c.audit).await?;
+        for j in &c.jobs {
+            insert_job(&mut tx, j).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_job(&self, jid: JobId) -> Result<Option<ProvisioningJob>> {
+        sqlx::query("SELECT * FROM provisioning_jobs WHERE id = $1")
+            .bind(jid.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|r| rows::job(&Row(r)))
+            .transpose()
+    }
+
+    async fn list_jobs(&self, f: &JobFilter, page: Page) -> Result<Vec<ProvisioningJob>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM provisioning_jobs WHERE 1 = 1");
+        if let Some(st) = f.status {
+            q.push(" AND status = ").push_bind(st.as_str());
+        }
+        if let Some(k) = &f.kind {
+            q.push(" AND kind = ").push_bind(k.clone());
+        }
+        if let Some(s) = f.service_id {
+            q.push(" AND service_id = ").push_bind(s.0);
+        }
+        if let Some(s) = f.subscriber_id {
+            q.push(" AND subscriber_id = ").push_bind(s.0);
+        }
+        paginate(&mut q, "id", page);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        collect(rows, rows::job)
+    }
+
+    async fn requeue_failed_job(
+        &self,
+        jid: JobId,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Option<ProvisioningJob>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "UPDATE provisioning_jobs SET status = 'pending', attempts = 0, run_after = $2,
+                 locked_until = NULL, updated_at = $2
+             WHERE id = $1 AND status = 'failed'
+             RETURNING *",
+        )
+        .bind(jid.0)
+        .bind(micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = rows::job(&Row(row))?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(job))
+    }
+
+    async fn claim_jobs(
+        &self,
+        kinds: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ProvisioningJob>> {
+        if kinds.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // SKIP LOCKED: rows another claimer is taking right now are passed over, and a row
+        // claimed (and committed) since this statement's snapshot is re-checked against the
+        // WHERE clause after locking, so it no longer qualifies.
+        let rows = sqlx::query(
+            "WITH picked AS MATERIALIZED (
+                 SELECT id FROM provisioning_jobs
+                 WHERE kind = ANY($1)
+                   AND ((status = 'pending' AND run_after <= $2)
+                        OR (status = 'running' AND locked_until < $2))
+                 ORDER BY run_after, id
+                 LIMIT $4
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE provisioning_jobs j SET status = 'running', attempts = j.attempts + 1,
+                 locked_until = $3, updated_at = $2
+             FROM picked
+             WHERE j.id = picked.id
+             RETURNING j.*",
+        )
+        .bind(kinds.to_vec())
+        .bind(micros(now))
+        .bind(micros(lease_until))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut jobs = collect(rows, rows::job)?;
+        jobs.sort_by_key(|j| (j.run_after, j.id));
+        Ok(jobs)
+    }
+
+    async fn finish_job(
+        &self,
+        jid: JobId,
+        attempt: i32,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let (status, error, run_after) = match outcome {
+            JobOutcome::Succeeded => (JobStatus::Succeeded, None, None),
+            JobOutcome::Failed {
+                error,
+                retry_at: Some(at),
+            } => (JobStatus::Pending, Some(error.as_str()), Some(micros(*at))),
+            JobOutcome::Failed {
+                error,
+                retry_at: None,
+            } => (JobStatus::Failed, Some(error.as_str()), None),
+        };
+        let done = sqlx::query(
+            "UPDATE provisioning_jobs SET status = $3, last_error = COALESCE($4, last_error),
+                 run_after = COALESCE($5, run_after), locked_until = NULL, updated_at = $6
+             WHERE id = $1 AND status = 'running' AND attempts = $2",
+        )
+        .bind(jid.0)
+        .bind(i64::from(attempt))
+        .bind(status.as_str())
+        .bind(error)
+        .bind(run_after)
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_audit_events(&self, f: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM audit_events WHERE 1 = 1");
+        if let Some(t) = &f.entity_type {
+            q.push(" AND entity_type = ").push_bind(t.clone());
+        }
+        if let Some(e) = &f.entity_id {
+            q.push(" AND entity_id = ").push_bind(e.clone());
+        }
+        if let Some(a) = &f.actor_id {
+            q.push(" AND actor_id = ").push_bind(a.clone());
+        }
+        if let Some(s) = f.subscriber_id {
+            q.push(" AND subscriber_id = ").push_bind(s.0);
+        }
+        if let Some(from) = f.from {
+            q.push(" AND at >= ").push_bind(micros(from));
+        }
+        if let Some(to) = f.to {
+            q.push(" AND at < ").push_bind(micros(to));
+        }
+        paginate(&mut q, "id", page);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        collect(rows, rows::audit_event)
+    }
+
+    async fn begin_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyBegin> {
+        let mut tx = self.begin().await?;
+        for _ in 0..IDEMPOTENCY_RETRIES {
+            // Concurrent first uses of a key: one insert wins, the others wait for it to
+            // commit and then do nothing.
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (scope, key) DO NOTHING",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(request_hash)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if inserted.rows_affected() == 1 {
+                tx.commit().await.map_err(db_err)?;
+                return Ok(IdempotencyBegin::Reserved);
+            }
+            let existing = sqlx::query(
+                "SELECT request_hash, status_code, response_body, created_at
+                 FROM idempotency_keys WHERE scope = $1 AND key = $2
+                 FOR UPDATE",
+            )
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            // Abandoned between the insert and the lock: try again.
+            let Some(r) = existing else { continue };
+            let outcome = if rows::idempotency_expired(&Row(&r), now)? {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET request_hash = $3, status_code = NULL,
+                         response_body = NULL, created_at = $4
+                     WHERE scope = $1 AND key = $2",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(request_hash)
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                IdempotencyBegin::Reserved
+            } else {
+                rows::idempotency_outcome(&Row(&r), request_hash)?
+            };
+            tx.commit().await.map_err(db_err)?;
+            return Ok(outcome);
+        }
+        Err(StoreError::Stale {
+            entity: "idempotency key",
+        })
+    }
+
+    async fn finish_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        resp: &StoredResponse,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $3, response_body = $4
+             WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(i64::from(resp.status))
+        .bind(&resp.body)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn abandon_idempotency(&self, scope: &str, key: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}

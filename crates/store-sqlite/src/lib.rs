@@ -85,7 +85,10 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
     }
 
     pub async fn close(&self) {
@@ -182,7 +185,8 @@ fn expect_one(rows: u64, entity: &'static str) -> Result<()> {
     }
 }
 
-const PLAN_SELECT: &str = "SELECT p.*, v.id AS v_id, v.plan_id AS v_plan_id, v.version AS v_version,
+const PLAN_SELECT: &str =
+    "SELECT p.*, v.id AS v_id, v.plan_id AS v_plan_id, v.version AS v_version,
     v.download_kbps AS v_download_kbps, v.upload_kbps AS v_upload_kbps, v.burst AS v_burst,
     v.price_minor AS v_price_minor, v.currency AS v_currency,
     v.billing_interval AS v_billing_interval, v.setup_fee_minor AS v_setup_fee_minor,
@@ -195,7 +199,8 @@ const PLAN_SELECT: &str = "SELECT p.*, v.id AS v_id, v.plan_id AS v_plan_id, v.v
 /// Appends `AND id > after ORDER BY id LIMIT n` for keyset pagination.
 fn paginate(q: &mut QueryBuilder<Sqlite>, id_col: &str, page: Page) {
     if let Some(after) = page.after {
-        q.push(format_args!(" AND {id_col} > ")).push_bind(id(after));
+        q.push(format_args!(" AND {id_col} > "))
+            .push_bind(id(after));
     }
     q.push(format_args!(" ORDER BY {id_col} LIMIT "))
         .push_bind(i64::from(page.limit));
@@ -204,7 +209,7 @@ fn paginate(q: &mut QueryBuilder<Sqlite>, id_col: &str, page: Page) {
 /// `%needle%` for LIKE, with the wildcards in the needle escaped (ESCAPE '\').
 fn like_pattern(needle: &str) -> String {
     let mut p = String::from("%");
-    for c in needle.to_lowercase().chars() {
+    for c in needle.to_ascii_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
             p.push('\\');
         }
@@ -415,7 +420,12 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn update_plan(&self, p: &Plan, expected_revision: i64, audit: &AuditEvent) -> Result<()> {
+    async fn update_plan(
+        &self,
+        p: &Plan,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plan_versions WHERE id = $1")
             .bind(id(p.current.id.0))
@@ -653,7 +663,10 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn service_initial_plan(&self, sid: ServiceId) -> Result<Option<(PlanId, PlanVersionId)>> {
+    async fn service_initial_plan(
+        &self,
+        sid: ServiceId,
+    ) -> Result<Option<(PlanId, PlanVersionId)>> {
         let row = sqlx::query(
             "SELECT initial_plan_id, initial_plan_version_id FROM services WHERE id = $1",
         )
@@ -846,12 +859,14 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let (status, error, run_after) = match outcome {
             JobOutcome::Succeeded => (JobStatus::Succeeded, None, None),
-            JobOutcome::Failed { error, retry_at: Some(at) } => {
-                (JobStatus::Pending, Some(error.as_str()), Some(micros(*at)))
-            }
-            JobOutcome::Failed { error, retry_at: None } => {
-                (JobStatus::Failed, Some(error.as_str()), None)
-            }
+            JobOutcome::Failed {
+                error,
+                retry_at: Some(at),
+            } => (JobStatus::Pending, Some(error.as_str()), Some(micros(*at))),
+            JobOutcome::Failed {
+                error,
+                retry_at: None,
+            } => (JobStatus::Failed, Some(error.as_str()), None),
         };
         let mut tx = self.begin().await?;
         let done = sqlx::query(
@@ -944,7 +959,12 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn finish_idempotency(&self, scope: &str, key: &str, resp: &StoredResponse) -> Result<()> {
+    async fn finish_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        resp: &StoredResponse,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE idempotency_keys SET status_code = $3, response_body = $4

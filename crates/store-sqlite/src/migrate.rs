@@ -7,7 +7,8 @@ use lastmile_store::Result;
 use sqlx::SqlitePool;
 
 /// `(version, name, sql)`.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "core", include_str!("../migrations/0001_core.sql"))];
 
 pub async fn run(pool: &SqlitePool) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
@@ -29,14 +30,19 @@ pub async fn run(pool: &SqlitePool) -> Result<()> {
         if applied.contains(version) {
             continue;
         }
-        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db_err)?;
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(version)
-            .bind(name)
-            .bind(micros(jiff::Timestamp::now()))
+        sqlx::raw_sql(*sql)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(micros(jiff::Timestamp::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tracing::info!(version, name, "applied migration");
     }
     tx.commit().await.map_err(db_err)

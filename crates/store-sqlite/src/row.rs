@@ -57,7 +57,9 @@ pub fn db_err(e: sqlx::Error) -> StoreError {
         match db.kind() {
             ErrorKind::UniqueViolation => {
                 let msg = db.message();
-                let cols = msg.strip_prefix("UNIQUE constraint failed: ").unwrap_or(msg);
+                let cols = msg
+                    .strip_prefix("UNIQUE constraint failed: ")
+                    .unwrap_or(msg);
                 return lastmile_store::rows::duplicate(cols);
             }
             ErrorKind::ForeignKeyViolation => {

@@ -173,8 +173,12 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts the plan and its current version.
     async fn insert_plan(&self, plan: &Plan, audit: &AuditEvent) -> Result<()>;
     /// Writes the plan row; if `plan.current` is a version not stored yet, inserts it too.
-    async fn update_plan(&self, plan: &Plan, expected_revision: i64, audit: &AuditEvent)
-        -> Result<()>;
+    async fn update_plan(
+        &self,
+        plan: &Plan,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()>;
     async fn get_plan(&self, id: PlanId) -> Result<Option<Plan>>;
     async fn list_plans(&self, filter: &PlanFilter, page: Page) -> Result<Vec<Plan>>;
     async fn get_plan_version(&self, id: PlanVersionId) -> Result<Option<PlanVersion>>;
@@ -237,8 +241,7 @@ pub trait Store: Send + Sync + 'static {
 
     // Audit -------------------------------------------------------------------------------
 
-    async fn list_audit_events(&self, filter: &AuditFilter, page: Page)
-        -> Result<Vec<AuditEvent>>;
+    async fn list_audit_events(&self, filter: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>>;
 
     // Idempotency keys --------------------------------------------------------------------
 

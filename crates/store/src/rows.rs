@@ -17,7 +17,7 @@ use lastmile_domain::job::ProvisioningJob;
 use lastmile_domain::nas::Nas;
 use lastmile_domain::plan::{Plan, PlanTerms, PlanVersion};
 use lastmile_domain::service::Service;
-use lastmile_domain::subscriber::{BillingDay, SubscriberNumber, Subscriber};
+use lastmile_domain::subscriber::{BillingDay, Subscriber, SubscriberNumber};
 use lastmile_domain::timeline::TimelineEvent;
 use lastmile_domain::validate::Currency;
 use serde::de::DeserializeOwned;
@@ -289,10 +289,7 @@ pub fn idempotency_expired(r: &impl RowGet, now: Timestamp) -> Result<bool> {
 }
 
 /// What a stored (unexpired) idempotency key means for a new request with `request_hash`.
-pub fn idempotency_outcome(
-    r: &impl RowGet,
-    request_hash: &str,
-) -> Result<crate::IdempotencyBegin> {
+pub fn idempotency_outcome(r: &impl RowGet, request_hash: &str) -> Result<crate::IdempotencyBegin> {
     use crate::{IdempotencyBegin, StoredResponse};
     if r.text("request_hash")? != request_hash {
         return Ok(IdempotencyBegin::Mismatch);
@@ -309,18 +306,48 @@ pub fn idempotency_outcome(
 /// Unique constraints by name (PostgreSQL reports the name) and by `table.column` (SQLite
 /// reports the columns), mapped to the entity and API field a client sees.
 const UNIQUE_KEYS: &[(&str, &str, &str, &str)] = &[
-    ("subscribers_number_key", "subscribers.number", "subscriber", "number"),
+    (
+        "subscribers_number_key",
+        "subscribers.number",
+        "subscriber",
+        "number",
+    ),
     ("plans_code_key", "plans.code", "plan", "code"),
     ("nas_ip_key", "nas.ip", "nas", "ip"),
-    ("services_username_key", "services.username", "service", "username"),
-    ("services_mac_address_key", "services.mac_address", "service", "mac_address"),
-    ("services_static_ip_key", "services.static_ip", "service", "static_ip"),
-    ("api_tokens_token_hash_key", "api_tokens.token_hash", "api token", "token"),
+    (
+        "services_username_key",
+        "services.username",
+        "service",
+        "username",
+    ),
+    (
+        "services_mac_address_key",
+        "services.mac_address",
+        "service",
+        "mac_address",
+    ),
+    (
+        "services_static_ip_key",
+        "services.static_ip",
+        "service",
+        "static_ip",
+    ),
+    (
+        "api_tokens_token_hash_key",
+        "api_tokens.token_hash",
+        "api token",
+        "token",
+    ),
     ("subscribers_pkey", "subscribers.id", "subscriber", "id"),
     ("plans_pkey", "plans.id", "plan", "id"),
     ("nas_pkey", "nas.id", "nas", "id"),
     ("services_pkey", "services.id", "service", "id"),
-    ("service_events_service_id_seq_key", "service_events.service_id, service_events.seq", "service", "revision"),
+    (
+        "service_events_service_id_seq_key",
+        "service_events.service_id, service_events.seq",
+        "service",
+        "revision",
+    ),
 ];
 
 /// The duplicate error for a violated unique constraint, identified by its name or columns.

@@ -1,0 +1,181 @@
+use jiff::Timestamp;
+use lastmile_domain::nas::VendorProfile;
+use lastmile_domain::plan::{BillingInterval, Burst, CapPolicy};
+use lastmile_domain::service::AccessKind;
+use lastmile_domain::subscriber::Address;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscriber {
+    /// Account number; assigned (`S-000123`) when omitted.
+    pub number: Option<String>,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub billing_address: Option<Address>,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    pub tax_zone: Option<String>,
+    /// 1 = calendar month (default); 2..=28 = anniversary day.
+    pub billing_day: Option<i64>,
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<JsonMap>,
+}
+
+/// Partial update: absent fields are left alone, `null` clears an optional field.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSubscriber {
+    pub number: Option<String>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    pub billing_address: Option<Address>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub tax_zone: Option<Option<String>>,
+    pub billing_day: Option<i64>,
+    /// Replaces the whole set of custom fields.
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<JsonMap>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: Option<String>,
+}
+
+/// A daily window not counted against the cap, `HH:MM` in the operator's time zone.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FreeWindowBody {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTermsBody {
+    pub download_kbps: u32,
+    pub upload_kbps: u32,
+    pub burst: Option<Burst>,
+    pub price_minor: i64,
+    pub currency: String,
+    /// Default `monthly`.
+    pub billing_interval: Option<BillingInterval>,
+    pub setup_fee_minor: Option<i64>,
+    /// Bytes per billing period; omit for unlimited.
+    pub data_cap_bytes: Option<i64>,
+    /// Default `{"kind": "none"}`.
+    pub cap_policy: Option<CapPolicy>,
+    pub free_window: Option<FreeWindowBody>,
+    pub contract_months: Option<u32>,
+    pub early_termination_fee_minor: Option<i64>,
+    /// Default `standard`.
+    pub tax_class: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlan {
+    pub code: String,
+    pub name: String,
+    pub terms: PlanTermsBody,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePlan {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlanVersion {
+    pub terms: PlanTermsBody,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNas {
+    pub name: String,
+    pub ip: String,
+    /// RADIUS shared secret. Write-only: never returned.
+    pub secret: String,
+    pub vendor: VendorProfile,
+    /// Default 3799 (RFC 5176).
+    pub coa_port: Option<u16>,
+    pub api_url: Option<String>,
+    pub api_username: Option<String>,
+    /// Write-only.
+    pub api_password: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNas {
+    pub name: Option<String>,
+    pub ip: Option<String>,
+    pub secret: Option<String>,
+    pub vendor: Option<VendorProfile>,
+    pub coa_port: Option<u16>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub api_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub api_username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub api_password: Option<Option<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateService {
+    pub subscriber_id: Uuid,
+    pub plan_id: Uuid,
+    /// Default `pppoe`.
+    pub access_kind: Option<AccessKind>,
+    /// PPPoE/hotspot login.
+    pub username: Option<String>,
+    /// PPPoE/hotspot password. Write-only; stored encrypted (CHAP needs it).
+    pub password: Option<String>,
+    /// IPoE: MAC address.
+    pub mac_address: Option<String>,
+    /// IPoE: circuit id (DHCP option 82).
+    pub circuit_id: Option<String>,
+    pub static_ip: Option<String>,
+    pub ip_pool: Option<String>,
+    pub nas_id: Option<Uuid>,
+    pub service_address: Option<Address>,
+}
+
+/// Body of `activate`, `suspend`, `resume` and `terminate`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceActionBody {
+    /// When it happened; default now. May be back-dated within the configured window.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub effective_at: Option<Timestamp>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePlanBody {
+    pub plan_id: Uuid,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub effective_at: Option<Timestamp>,
+    pub reason: Option<String>,
+}

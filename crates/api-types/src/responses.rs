@@ -1,0 +1,410 @@
+use crate::requests::FreeWindowBody;
+use jiff::Timestamp;
+use lastmile_domain::audit::AuditEvent;
+use lastmile_domain::job::{JobStatus, ProvisioningJob};
+use lastmile_domain::nas::{Nas, VendorProfile};
+use lastmile_domain::plan::{
+    BillingInterval, Burst, CapPolicy, FreeWindow, Plan, PlanStatus, PlanTerms, PlanVersion,
+};
+use lastmile_domain::service::{AccessKind, Service, ServiceStatus, SuspensionCause};
+use lastmile_domain::subscriber::{Address, Subscriber, SubscriberStatus};
+use lastmile_domain::timeline::{EventKind, TimelineEvent};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// One page of a list. Pass `next_cursor` as `cursor` to get the next page; absent on the last.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubscriberResponse {
+    pub id: Uuid,
+    pub number: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub billing_address: Address,
+    pub currency: String,
+    pub tax_zone: Option<String>,
+    pub billing_day: u8,
+    pub status: SubscriberStatus,
+    #[schema(value_type = Object)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub revision: i64,
+}
+
+impl From<Subscriber> for SubscriberResponse {
+    fn from(s: Subscriber) -> Self {
+        Self {
+            id: s.id.0,
+            number: s.number.to_string(),
+            name: s.name,
+            email: s.email,
+            phone: s.phone,
+            billing_address: s.billing_address,
+            currency: s.currency.to_string(),
+            tax_zone: s.tax_zone,
+            billing_day: s.billing_day.get(),
+            status: s.status,
+            custom_fields: s.custom_fields,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            revision: s.revision,
+        }
+    }
+}
+
+/// `HH:MM` for a minute of the day.
+pub fn hhmm(minute: u16) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanTermsResponse {
+    pub download_kbps: u32,
+    pub upload_kbps: u32,
+    pub burst: Option<Burst>,
+    pub price_minor: i64,
+    pub currency: String,
+    pub billing_interval: BillingInterval,
+    pub setup_fee_minor: i64,
+    pub data_cap_bytes: Option<i64>,
+    pub cap_policy: CapPolicy,
+    pub free_window: Option<FreeWindowBody>,
+    pub contract_months: u32,
+    pub early_termination_fee_minor: i64,
+    pub tax_class: String,
+}
+
+impl From<PlanTerms> for PlanTermsResponse {
+    fn from(t: PlanTerms) -> Self {
+        Self {
+            download_kbps: t.download_kbps,
+            upload_kbps: t.upload_kbps,
+            burst: t.burst,
+            price_minor: t.price_minor,
+            currency: t.currency.to_string(),
+            billing_interval: t.billing_interval,
+            setup_fee_minor: t.setup_fee_minor,
+            data_cap_bytes: t.data_cap_bytes,
+            cap_policy: t.cap_policy,
+            free_window: t.free_window.map(
+                |FreeWindow {
+                     start_minute,
+                     end_minute,
+                 }| {
+                    FreeWindowBody {
+                        start: hhmm(start_minute),
+                        end: hhmm(end_minute),
+                    }
+                },
+            ),
+            contract_months: t.contract_months,
+            early_termination_fee_minor: t.early_termination_fee_minor,
+            tax_class: t.tax_class,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanVersionResponse {
+    pub id: Uuid,
+    pub plan_id: Uuid,
+    pub version: i32,
+    pub terms: PlanTermsResponse,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<PlanVersion> for PlanVersionResponse {
+    fn from(v: PlanVersion) -> Self {
+        Self {
+            id: v.id.0,
+            plan_id: v.plan_id.0,
+            version: v.version,
+            terms: v.terms.into(),
+            created_at: v.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanResponse {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub status: PlanStatus,
+    /// The current version: what new services and plan changes get.
+    pub current_version: PlanVersionResponse,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub revision: i64,
+}
+
+impl From<Plan> for PlanResponse {
+    fn from(p: Plan) -> Self {
+        Self {
+            id: p.id.0,
+            code: p.code,
+            name: p.name,
+            status: p.status,
+            current_version: p.current.into(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            revision: p.revision,
+        }
+    }
+}
+
+/// A NAS as the API shows it: secrets are write-only.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct NasResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub ip: String,
+    pub vendor: VendorProfile,
+    pub coa_port: u16,
+    pub api_url: Option<String>,
+    pub api_username: Option<String>,
+    pub has_api_password: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub revision: i64,
+}
+
+impl From<Nas> for NasResponse {
+    fn from(n: Nas) -> Self {
+        Self {
+            id: n.id.0,
+            name: n.name,
+            ip: n.ip.to_string(),
+            vendor: n.vendor,
+            coa_port: n.coa_port,
+            api_url: n.api_url,
+            api_username: n.api_username,
+            has_api_password: n.api_password_ciphertext.is_some(),
+            created_at: n.created_at,
+            updated_at: n.updated_at,
+            revision: n.revision,
+        }
+    }
+}
+
+/// A service as the API shows it: the password is write-only.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceResponse {
+    pub id: Uuid,
+    pub subscriber_id: Uuid,
+    pub plan_id: Uuid,
+    pub plan_version_id: Uuid,
+    pub status: ServiceStatus,
+    pub suspension_cause: Option<SuspensionCause>,
+    pub service_address: Address,
+    pub access_kind: AccessKind,
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub mac_address: Option<String>,
+    pub circuit_id: Option<String>,
+    pub static_ip: Option<String>,
+    pub ip_pool: Option<String>,
+    pub nas_id: Option<Uuid>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub revision: i64,
+}
+
+impl From<Service> for ServiceResponse {
+    fn from(s: Service) -> Self {
+        Self {
+            id: s.id.0,
+            subscriber_id: s.subscriber_id.0,
+            plan_id: s.plan_id.0,
+            plan_version_id: s.plan_version_id.0,
+            status: s.status,
+            suspension_cause: s.suspension_cause,
+            service_address: s.service_address,
+            access_kind: s.access_kind,
+            username: s.username,
+            has_password: s.password_ciphertext.is_some(),
+            mac_address: s.mac_address,
+            circuit_id: s.circuit_id,
+            static_ip: s.static_ip.map(|ip| ip.to_string()),
+            ip_pool: s.ip_pool,
+            nas_id: s.nas_id.map(|n| n.0),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            revision: s.revision,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEventResponse {
+    pub id: Uuid,
+    pub service_id: Uuid,
+    pub subscriber_id: Uuid,
+    pub seq: i64,
+    pub kind: EventKind,
+    #[schema(value_type = String, format = DateTime)]
+    pub effective_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: Timestamp,
+    /// For `plan_changed`: the plan moved to.
+    pub plan_id: Option<Uuid>,
+    pub plan_version_id: Option<Uuid>,
+    pub suspension_cause: Option<SuspensionCause>,
+    pub reason: Option<String>,
+    pub actor: String,
+}
+
+impl From<TimelineEvent> for TimelineEventResponse {
+    fn from(e: TimelineEvent) -> Self {
+        Self {
+            id: e.id.0,
+            service_id: e.service_id.0,
+            subscriber_id: e.subscriber_id.0,
+            seq: e.seq,
+            kind: e.kind,
+            effective_at: e.effective_at,
+            recorded_at: e.recorded_at,
+            plan_id: e.plan_id.map(|p| p.0),
+            plan_version_id: e.plan_version_id.map(|p| p.0),
+            suspension_cause: e.suspension_cause,
+            reason: e.reason,
+            actor: e.actor,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProvisioningJobResponse {
+    pub id: Uuid,
+    pub subscriber_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    #[schema(value_type = String, format = DateTime)]
+    pub run_after: Timestamp,
+    pub last_error: Option<String>,
+    /// False while no executor for this kind is installed: the job waits, visibly.
+    pub executor_available: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl ProvisioningJobResponse {
+    pub fn new(j: ProvisioningJob, executor_available: bool) -> Self {
+        Self {
+            id: j.id.0,
+            subscriber_id: j.subscriber_id.map(|s| s.0),
+            service_id: j.service_id.map(|s| s.0),
+            kind: j.kind,
+            payload: j.payload,
+            status: j.status,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_after: j.run_after,
+            last_error: j.last_error,
+            executor_available,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// The result of a service action: the service as it now is, the timeline event recorded and
+/// the provisioning jobs queued, all written in one transaction.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceChangeResponse {
+    pub service: ServiceResponse,
+    pub event: TimelineEventResponse,
+    pub jobs: Vec<ProvisioningJobResponse>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventResponse {
+    pub id: Uuid,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub subscriber_id: Option<Uuid>,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub action: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+    pub reason: Option<String>,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(a: AuditEvent) -> Self {
+        Self {
+            id: a.id.0,
+            at: a.at,
+            actor_id: a.actor.id,
+            actor_name: a.actor.name,
+            subscriber_id: a.subscriber_id.map(|s| s.0),
+            entity_type: a.entity_type,
+            entity_id: a.entity_id,
+            action: a.action,
+            before: a.before,
+            after: a.after,
+            reason: a.reason,
+        }
+    }
+}
+
+/// An RFC 9457 problem detail, as every error is returned (`application/problem+json`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Stable, machine-readable problem type, e.g. `urn:lastmile:problem:validation`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: Option<String>,
+    /// For validation problems: every field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldProblem>>,
+    /// For state conflicts: the state the record is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    pub operator_id: Uuid,
+    pub name: String,
+    pub role: lastmile_domain::auth::Role,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+}

@@ -1,0 +1,193 @@
+use crate::{App, AppError, AppResult};
+use lastmile_api_types::{CreateNas, UpdateNas};
+use lastmile_domain::audit::{Actor, AuditEvent};
+use lastmile_domain::ids::NasId;
+use lastmile_domain::nas::{self, Nas};
+use lastmile_domain::validate::{self, ValidationErrors};
+use lastmile_store::Page;
+use std::net::IpAddr;
+
+/// RFC 5176's port for CoA and Disconnect-Request.
+pub const DEFAULT_COA_PORT: u16 = 3799;
+
+fn ip(s: &str) -> Result<IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "must be an IPv4 or IPv6 address".to_string())
+}
+
+fn api_url(s: &str) -> Result<String, String> {
+    let s = validate::non_empty(s, 300)?;
+    if !(s.starts_with("http://") || s.starts_with("https://")) {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(s)
+}
+
+fn coa_port(p: u16) -> Result<u16, String> {
+    if p == 0 {
+        return Err("must be between 1 and 65535".into());
+    }
+    Ok(p)
+}
+
+impl App {
+    pub async fn create_nas(&self, actor: &Actor, req: CreateNas) -> AppResult<Nas> {
+        let mut e = ValidationErrors::new();
+        let name = e.check("name", validate::non_empty(&req.name, 100));
+        let addr = e.check("ip", ip(&req.ip));
+        let secret = e.check("secret", nas::shared_secret(&req.secret));
+        let port = e.check(
+            "coa_port",
+            coa_port(req.coa_port.unwrap_or(DEFAULT_COA_PORT)),
+        );
+        let url = match &req.api_url {
+            Some(u) => e.check("api_url", api_url(u)),
+            None => None,
+        };
+        let user = e
+            .check(
+                "api_username",
+                validate::optional(req.api_username.as_deref(), 100),
+            )
+            .flatten();
+        let pass = match &req.api_password {
+            Some(p) if p.is_empty() || p.len() > 200 => {
+                e.add("api_password", "must be 1 to 200 characters");
+                None
+            }
+            p => p.clone(),
+        };
+        let (Some(name), Some(addr), Some(secret), Some(port), true) =
+            (name, addr, secret, port, e.is_empty())
+        else {
+            return Err(e.into());
+        };
+        let now = self.clock.now();
+        let n = Nas {
+            id: NasId::generate(),
+            name,
+            ip: addr,
+            secret_ciphertext: self.secrets.encrypt(&secret)?,
+            vendor: req.vendor,
+            coa_port: port,
+            api_url: url,
+            api_username: user,
+            api_password_ciphertext: pass.map(|p| self.secrets.encrypt(&p)).transpose()?,
+            created_at: now,
+            updated_at: now,
+            revision: 1,
+        };
+        let audit =
+            AuditEvent::new::<(), _>(now, actor, None, "nas", n.id, "nas.create", None, Some(&n));
+        self.store.insert_nas(&n, &audit).await?;
+        Ok(n)
+    }
+
+    pub async fn get_nas(&self, id: NasId) -> AppResult<Nas> {
+        self.store
+            .get_nas(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("nas", id))
+    }
+
+    pub async fn list_nas(&self, page: Page) -> AppResult<Vec<Nas>> {
+        Ok(self.store.list_nas(page).await?)
+    }
+
+    pub async fn update_nas(&self, actor: &Actor, id: NasId, req: UpdateNas) -> AppResult<Nas> {
+        let before = self.get_nas(id).await?;
+        let mut n = before.clone();
+        let mut e = ValidationErrors::new();
+        if let Some(v) = &req.name {
+            if let Some(v) = e.check("name", validate::non_empty(v, 100)) {
+                n.name = v;
+            }
+        }
+        if let Some(v) = &req.ip {
+            if let Some(v) = e.check("ip", ip(v)) {
+                n.ip = v;
+            }
+        }
+        if let Some(v) = &req.secret {
+            if let Some(v) = e.check("secret", nas::shared_secret(v)) {
+                n.secret_ciphertext = self.secrets.encrypt(&v)?;
+            }
+        }
+        if let Some(v) = req.vendor {
+            n.vendor = v;
+        }
+        if let Some(v) = req.coa_port {
+            if let Some(v) = e.check("coa_port", coa_port(v)) {
+                n.coa_port = v;
+            }
+        }
+        if let Some(v) = &req.api_url {
+            n.api_url = match v {
+                None => None,
+                Some(u) => e.check("api_url", api_url(u)),
+            };
+        }
+        if let Some(v) = &req.api_username {
+            n.api_username = e
+                .check("api_username", validate::optional(v.as_deref(), 100))
+                .flatten();
+        }
+        if let Some(v) = &req.api_password {
+            n.api_password_ciphertext = match v {
+                None => None,
+                Some(p) if p.is_empty() || p.len() > 200 => {
+                    e.add("api_password", "must be 1 to 200 characters");
+                    None
+                }
+                Some(p) => Some(self.secrets.encrypt(p)?),
+            };
+        }
+        e.into_result()?;
+        if n == before {
+            return Ok(before);
+        }
+        n.updated_at = self.clock.now();
+        n.revision = before.revision + 1;
+        let audit = AuditEvent::new(
+            n.updated_at,
+            actor,
+            None,
+            "nas",
+            id,
+            "nas.update",
+            Some(&before),
+            Some(&n),
+        );
+        self.store.update_nas(&n, before.revision, &audit).await?;
+        Ok(n)
+    }
+
+    /// Deletes a NAS no service lives on (`409 in-use` otherwise).
+    pub async fn delete_nas(&self, actor: &Actor, id: NasId) -> AppResult<()> {
+        let before = self.get_nas(id).await?;
+        let audit = AuditEvent::new::<_, ()>(
+            self.clock.now(),
+            actor,
+            None,
+            "nas",
+            id,
+            "nas.delete",
+            Some(&before),
+            None,
+        );
+        self.store
+            .delete_nas(id, &audit)
+            .await
+            .map_err(|e| match e {
+                lastmile_store::StoreError::InUse { .. } => AppError::Conflict {
+                    kind: "in-use",
+                    message: "services still live on this NAS; move or terminate them first".into(),
+                    current_state: None,
+                    field: None,
+                },
+                lastmile_store::StoreError::NotFound { .. } => AppError::not_found("nas", id),
+                other => other.into(),
+            })
+    }
+}

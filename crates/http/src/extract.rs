@@ -1,0 +1,188 @@
+//! Extractors with our error shapes: JSON bodies and query strings that fail to parse name the
+//! field at fault; unknown ids in paths are 404; callers authenticate with a bearer token.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use lastmile_domain::audit::Actor;
+use lastmile_domain::auth::{Operator, Permission};
+use serde::de::DeserializeOwned;
+
+/// A JSON body. Not JSON / wrong content type → 400; wrong shape, type or unknown field → 422
+/// naming the field.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// A JSON body that may be omitted entirely (then `T::default()`), for action endpoints whose
+/// parameters are all optional.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v != "0")
+            .unwrap_or_else(|| req.headers().contains_key(header::CONTENT_TYPE));
+        if !has_body {
+            return Ok(OptionalJson(T::default()));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| OptionalJson(v))
+    }
+}
+
+/// Parses a JSON body: syntax errors are 400, shape errors 422 with the field's path.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+                Err(ApiError::bad_request(format!(
+                    "the body is not valid JSON: {inner}"
+                )))
+            } else {
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                Err(ApiError::field(&field, strip_position(&inner.to_string())))
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 23"; the field path already says where.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// A query string; unknown or malformed parameters → 422 naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_parse(q));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let field = if path == "." {
+                    "query".to_string()
+                } else {
+                    path
+                };
+                ApiError::field(&field, err.into_inner().to_string())
+            })
+    }
+}
+
+fn form_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+/// A path id; anything that is not a UUID cannot name a record: 404.
+pub struct IdPath(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found("no such resource"))?;
+        uuid::Uuid::parse_str(&raw)
+            .map(IdPath)
+            .map_err(|_| ApiError::not_found(format!("no resource with id {raw:?}")))
+    }
+}
+
+/// The authenticated operator behind a request.
+pub struct Caller {
+    pub operator: Operator,
+    pub actor: Actor,
+}
+
+impl Caller {
+    /// `403` unless the caller's role grants `p`.
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.operator.role.allows(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the {} role may not do this ({p:?})",
+                self.operator.role
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
+        let operator = state
+            .app
+            .authenticate(token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
+        Ok(Caller {
+            actor: lastmile_app::actor(&operator),
+            operator,
+        })
+    }
+}

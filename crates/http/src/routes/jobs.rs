@@ -1,0 +1,93 @@
+use crate::error::ApiResult;
+use crate::extract::{Caller, IdPath, Query};
+use crate::pagination;
+use crate::AppState;
+use axum::extract::State;
+use lastmile_api_types::{Page, Problem, ProvisioningJobResponse};
+use lastmile_domain::auth::Permission;
+use lastmile_domain::ids::{JobId, ServiceId, SubscriberId};
+use lastmile_domain::job::JobStatus;
+use lastmile_store::JobFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(retry))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    status: Option<JobStatus>,
+    kind: Option<String>,
+    service_id: Option<uuid::Uuid>,
+    subscriber_id: Option<uuid::Uuid>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// The provisioning queue.
+#[utoipa::path(get, path = "/provisioning-jobs", tag = "provisioning-jobs", params(ListQuery),
+    responses((status = 200, body = Page<ProvisioningJobResponse>),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<ProvisioningJobResponse>>> {
+    caller.require(Permission::Read)?;
+    let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
+    let filter = JobFilter {
+        status: q.status,
+        kind: q.kind,
+        service_id: q.service_id.map(ServiceId),
+        subscriber_id: q.subscriber_id.map(SubscriberId),
+    };
+    let items = st.app.list_jobs(&filter, page).await?;
+    Ok(axum::Json(pagination::body(
+        items,
+        limit,
+        |j| j.id.0,
+        |j| {
+            let has = st.app.has_executor(&j.kind);
+            ProvisioningJobResponse::new(j, has)
+        },
+    )))
+}
+
+/// Get a provisioning job.
+#[utoipa::path(get, path = "/provisioning-jobs/{id}", tag = "provisioning-jobs",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = ProvisioningJobResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<axum::Json<ProvisioningJobResponse>> {
+    caller.require(Permission::Read)?;
+    let j = st.app.get_job(JobId(id)).await?;
+    let has = st.app.has_executor(&j.kind);
+    Ok(axum::Json(ProvisioningJobResponse::new(j, has)))
+}
+
+/// Put a failed job back in the queue.
+#[utoipa::path(post, path = "/provisioning-jobs/{id}/retry", tag = "provisioning-jobs",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = ProvisioningJobResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn retry(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<axum::Json<ProvisioningJobResponse>> {
+    caller.require(Permission::RetryJobs)?;
+    let j = st.app.retry_job(&caller.actor, JobId(id)).await?;
+    let has = st.app.has_executor(&j.kind);
+    Ok(axum::Json(ProvisioningJobResponse::new(j, has)))
+}

@@ -1,0 +1,19 @@
+mod audit;
+mod jobs;
+mod nas;
+mod plans;
+mod services;
+mod subscribers;
+
+use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(subscribers::router())
+        .merge(plans::router())
+        .merge(nas::router())
+        .merge(services::router())
+        .merge(jobs::router())
+        .merge(audit::router())
+}

@@ -1,0 +1,158 @@
+use crate::error::ApiResult;
+use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
+use crate::pagination;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use lastmile_api_types::{
+    CreatePlan, CreatePlanVersion, Page, PlanResponse, PlanVersionResponse, Problem, ReasonBody,
+    UpdatePlan,
+};
+use lastmile_domain::auth::Permission;
+use lastmile_domain::ids::PlanId;
+use lastmile_domain::plan::PlanStatus;
+use lastmile_store::PlanFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, rename))
+        .routes(routes!(list_versions, create_version))
+        .routes(routes!(retire))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    status: Option<PlanStatus>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// List plans with their current version.
+#[utoipa::path(get, path = "/plans", tag = "plans", params(ListQuery),
+    responses((status = 200, body = Page<PlanResponse>),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<PlanResponse>>> {
+    caller.require(Permission::Read)?;
+    let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
+    let items = st
+        .app
+        .list_plans(&PlanFilter { status: q.status }, page)
+        .await?;
+    Ok(axum::Json(pagination::body(
+        items,
+        limit,
+        |p| p.id.0,
+        Into::into,
+    )))
+}
+
+/// Create a plan (version 1).
+#[utoipa::path(post, path = "/plans", tag = "plans", request_body = CreatePlan,
+    responses((status = 201, body = PlanResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreatePlan>,
+) -> ApiResult<(StatusCode, axum::Json<PlanResponse>)> {
+    caller.require(Permission::WritePlans)?;
+    let p = st.app.create_plan(&caller.actor, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(p.into())))
+}
+
+/// Get a plan with its current version.
+#[utoipa::path(get, path = "/plans/{id}", tag = "plans", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = PlanResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<axum::Json<PlanResponse>> {
+    caller.require(Permission::Read)?;
+    Ok(axum::Json(st.app.get_plan(PlanId(id)).await?.into()))
+}
+
+/// Rename a plan (no new version: names are not terms).
+#[utoipa::path(patch, path = "/plans/{id}", tag = "plans", params(("id" = uuid::Uuid, Path)),
+    request_body = UpdatePlan,
+    responses((status = 200, body = PlanResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn rename(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Json(body): Json<UpdatePlan>,
+) -> ApiResult<axum::Json<PlanResponse>> {
+    caller.require(Permission::WritePlans)?;
+    Ok(axum::Json(
+        st.app
+            .rename_plan(&caller.actor, PlanId(id), body)
+            .await?
+            .into(),
+    ))
+}
+
+/// All versions of a plan, oldest first.
+#[utoipa::path(get, path = "/plans/{id}/versions", tag = "plans",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Vec<PlanVersionResponse>),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn list_versions(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<axum::Json<Vec<PlanVersionResponse>>> {
+    caller.require(Permission::Read)?;
+    let v = st.app.list_plan_versions(PlanId(id)).await?;
+    Ok(axum::Json(v.into_iter().map(Into::into).collect()))
+}
+
+/// New terms (price, tier, cap …) as a new version; existing services keep theirs.
+#[utoipa::path(post, path = "/plans/{id}/versions", tag = "plans",
+    params(("id" = uuid::Uuid, Path)), request_body = CreatePlanVersion,
+    responses((status = 201, body = PlanResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn create_version(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Json(body): Json<CreatePlanVersion>,
+) -> ApiResult<(StatusCode, axum::Json<PlanResponse>)> {
+    caller.require(Permission::WritePlans)?;
+    let p = st
+        .app
+        .create_plan_version(&caller.actor, PlanId(id), body)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(p.into())))
+}
+
+/// Stop selling a plan; services on it keep it.
+#[utoipa::path(post, path = "/plans/{id}/retire", tag = "plans",
+    params(("id" = uuid::Uuid, Path)), request_body(content = Option<ReasonBody>),
+    responses((status = 200, body = PlanResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn retire(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    body: OptionalJson<ReasonBody>,
+) -> ApiResult<axum::Json<PlanResponse>> {
+    caller.require(Permission::WritePlans)?;
+    Ok(axum::Json(
+        st.app
+            .retire_plan(&caller.actor, PlanId(id), body.0.reason)
+            .await?
+            .into(),
+    ))
+}

@@ -1,0 +1,128 @@
+use crate::error::ApiResult;
+use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
+use crate::pagination;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use lastmile_api_types::{
+    CreateSubscriber, Page, Problem, ReasonBody, SubscriberResponse, UpdateSubscriber,
+};
+use lastmile_domain::auth::Permission;
+use lastmile_domain::ids::SubscriberId;
+use lastmile_domain::subscriber::SubscriberStatus;
+use lastmile_store::SubscriberFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update))
+        .routes(routes!(close))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Case-insensitive search in name, number and e-mail.
+    q: Option<String>,
+    status: Option<SubscriberStatus>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// List subscribers.
+#[utoipa::path(get, path = "/subscribers", tag = "subscribers", params(ListQuery),
+    responses((status = 200, body = Page<SubscriberResponse>),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<SubscriberResponse>>> {
+    caller.require(Permission::Read)?;
+    let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
+    let filter = SubscriberFilter {
+        q: q.q
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_string()),
+        status: q.status,
+    };
+    let items = st.app.list_subscribers(&filter, page).await?;
+    Ok(axum::Json(pagination::body(
+        items,
+        limit,
+        |s| s.id.0,
+        Into::into,
+    )))
+}
+
+/// Create a subscriber.
+#[utoipa::path(post, path = "/subscribers", tag = "subscribers", request_body = CreateSubscriber,
+    responses((status = 201, body = SubscriberResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateSubscriber>,
+) -> ApiResult<(StatusCode, axum::Json<SubscriberResponse>)> {
+    caller.require(Permission::WriteSubscribers)?;
+    let s = st.app.create_subscriber(&caller.actor, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(s.into())))
+}
+
+/// Get a subscriber.
+#[utoipa::path(get, path = "/subscribers/{id}", tag = "subscribers",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = SubscriberResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<axum::Json<SubscriberResponse>> {
+    caller.require(Permission::Read)?;
+    Ok(axum::Json(
+        st.app.get_subscriber(SubscriberId(id)).await?.into(),
+    ))
+}
+
+/// Update a subscriber (partial).
+#[utoipa::path(patch, path = "/subscribers/{id}", tag = "subscribers",
+    params(("id" = uuid::Uuid, Path)), request_body = UpdateSubscriber,
+    responses((status = 200, body = SubscriberResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Json(body): Json<UpdateSubscriber>,
+) -> ApiResult<axum::Json<SubscriberResponse>> {
+    caller.require(Permission::WriteSubscribers)?;
+    let s = st
+        .app
+        .update_subscriber(&caller.actor, SubscriberId(id), body)
+        .await?;
+    Ok(axum::Json(s.into()))
+}
+
+/// Close a subscriber account (all services must be terminated).
+#[utoipa::path(post, path = "/subscribers/{id}/close", tag = "subscribers",
+    params(("id" = uuid::Uuid, Path)), request_body(content = Option<ReasonBody>),
+    responses((status = 200, body = SubscriberResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn close(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    body: OptionalJson<ReasonBody>,
+) -> ApiResult<axum::Json<SubscriberResponse>> {
+    caller.require(Permission::WriteSubscribers)?;
+    let s = st
+        .app
+        .close_subscriber(&caller.actor, SubscriberId(id), body.0.reason)
+        .await?;
+    Ok(axum::Json(s.into()))
+}

@@ -1,0 +1,59 @@
+//! Embedded migrations, applied in order inside one transaction that holds a transaction-level
+//! advisory lock, so two processes starting at once do not both apply them. The SQLite crate
+//! has the same versions and names (a test checks it).
+
+use crate::row::db_err;
+use lastmile_store::rows::micros;
+use lastmile_store::Result;
+use sqlx::PgPool;
+
+/// `(version, name, sql)`.
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+
+/// Key of the advisory lock that serialises migration runs (per database): "lastmile" in
+/// ASCII.
+const MIGRATION_LOCK: i64 = 0x006c_6173_746d_696c;
+
+pub async fn run(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(micros(jiff::Timestamp::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tracing::info!(version, name, "applied migration");
+    }
+    tx.commit().await.map_err(db_err)
+}
