@@ -24,6 +24,12 @@ fn api_url(s: &str) -> Result<String, String> {
     Ok(s)
 }
 
+const API_PASSWORD_RULE: &str = "must be 1 to 200 characters without control characters";
+
+fn api_password_ok(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 200 && !p.chars().any(char::is_control)
+}
+
 fn coa_port(p: u16) -> Result<u16, String> {
     if p == 0 {
         return Err("must be between 1 and 65535".into());
@@ -52,8 +58,8 @@ impl App {
             )
             .flatten();
         let pass = match &req.api_password {
-            Some(p) if p.is_empty() || p.len() > 200 => {
-                e.add("api_password", "must be 1 to 200 characters");
+            Some(p) if !api_password_ok(p) => {
+                e.add("api_password", API_PASSWORD_RULE);
                 None
             }
             p => p.clone(),
@@ -136,8 +142,8 @@ impl App {
         if let Some(v) = &req.api_password {
             n.api_password_ciphertext = match v {
                 None => None,
-                Some(p) if p.is_empty() || p.len() > 200 => {
-                    e.add("api_password", "must be 1 to 200 characters");
+                Some(p) if !api_password_ok(p) => {
+                    e.add("api_password", API_PASSWORD_RULE);
                     None
                 }
                 Some(p) => Some(self.secrets.encrypt(p)?),

@@ -22,6 +22,13 @@ fn custom_fields(m: &JsonMap, e: &mut ValidationErrors) {
     if serde_json::to_vec(m).map(|v| v.len()).unwrap_or(0) > MAX_CUSTOM_FIELDS_BYTES {
         e.add("custom_fields", "at most 16 KiB of JSON");
     }
+    // NUL cannot be stored in PostgreSQL text or jsonb; refuse it on every backend alike.
+    if serde_json::to_string(m)
+        .map(|j| j.contains("\\u0000"))
+        .unwrap_or(false)
+    {
+        e.add("custom_fields", "must not contain NUL characters");
+    }
     if m.keys().any(|k| k.is_empty() || k.len() > 64) {
         e.add("custom_fields", "keys must be 1 to 64 characters");
     }

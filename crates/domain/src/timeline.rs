@@ -188,12 +188,12 @@ pub fn sort(events: &mut [TimelineEvent]) {
 pub fn replay(
     initial: ServiceState,
     events: &[TimelineEvent],
-) -> Result<ServiceState, (TimelineEvent, IllegalTransition)> {
+) -> Result<ServiceState, (ServiceEventId, IllegalTransition)> {
     let mut sorted = events.to_vec();
     sort(&mut sorted);
     let mut state = initial;
     for e in &sorted {
-        state = state.apply(e).map_err(|t| (e.clone(), t))?;
+        state = state.apply(e).map_err(|t| (e.id, t))?;
     }
     Ok(state)
 }
@@ -324,8 +324,12 @@ mod tests {
             "cannot suspend a service that is pending (at 1970-01-02T00:00:00Z)"
         );
         let term = ev(EventKind::Terminated, 1, 1, (p, v));
-        let e =
-            add_event(init, &[term.clone()], &ev(EventKind::Resumed, 2, 2, (p, v))).unwrap_err();
+        let e = add_event(
+            init,
+            std::slice::from_ref(&term),
+            &ev(EventKind::Resumed, 2, 2, (p, v)),
+        )
+        .unwrap_err();
         assert!(matches!(
             e,
             TimelineError::Illegal {

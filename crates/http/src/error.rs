@@ -16,21 +16,22 @@ pub fn problem_type(slug: &str) -> String {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub problem: Problem,
+    /// Boxed: errors travel through every handler's `Result`; keep that small.
+    pub problem: Box<Problem>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Self {
             status,
-            problem: Problem {
+            problem: Box::new(Problem {
                 problem_type: problem_type(slug),
                 title: title.into(),
                 status: status.as_u16(),
                 detail: Some(detail.into()),
                 errors: None,
                 current_state: None,
-            },
+            }),
         }
     }
 

@@ -427,14 +427,8 @@ impl Store for SqliteStore {
         audit: &AuditEvent,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plan_versions WHERE id = $1")
-            .bind(id(p.current.id.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if exists.is_none() {
-            insert_plan_version(&mut tx, &p.current).await?;
-        }
+        // The revision check comes first: a stale writer must fail as `Stale` before it tries to
+        // insert a version that a concurrent writer may already have stored.
         let done = sqlx::query(
             "UPDATE plans SET code = $2, name = $3, status = $4, current_version_id = $5,
                  updated_at = $6, revision = $7
@@ -452,6 +446,14 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         expect_one(done.rows_affected(), "plan")?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM plan_versions WHERE id = $1")
+            .bind(id(p.current.id.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            insert_plan_version(&mut tx, &p.current).await?;
+        }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(db_err)
     }

@@ -3097,3 +3097,27 @@ pub async fn operator_tokens(store: Arc<dyn Store>) {
         Some((live, admin))
     );
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub async fn` case is listed in `conformance_suite!`, in order.
+    #[test]
+    fn the_macro_runs_every_case() {
+        let src = include_str!("conformance.rs");
+        let defined: Vec<&str> = src
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .map(|l| l.split('(').next().unwrap_or_default())
+            .collect();
+        let listed: Vec<&str> = src
+            .split("(@cases ($make)")
+            .nth(1)
+            .and_then(|rest| rest.split(");").next())
+            .expect("the macro's case list")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert_eq!(listed, defined);
+    }
+}

@@ -189,7 +189,7 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_nas(&self, nas: &Nas, audit: &AuditEvent) -> Result<()>;
     async fn update_nas(&self, nas: &Nas, expected_revision: i64, audit: &AuditEvent)
         -> Result<()>;
-    /// `StoreError::Conflict` while services still reference it.
+    /// `StoreError::InUse` while services still reference it; `NotFound` if it does not exist.
     async fn delete_nas(&self, id: NasId, audit: &AuditEvent) -> Result<()>;
     async fn get_nas(&self, id: NasId) -> Result<Option<Nas>>;
     async fn list_nas(&self, page: Page) -> Result<Vec<Nas>>;
