@@ -83,14 +83,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     "the body is not valid JSON: {inner}"
                 )))
             } else {
-                let field = if path == "." {
-                    "body".to_string()
-                } else {
-                    path
-                };
-                Err(ApiError::field(&field, strip_position(&inner.to_string())))
+                let message = strip_position(&inner.to_string());
+                Err(ApiError::field(
+                    &field_at_fault(&path, &message, "body"),
+                    message,
+                ))
             }
         }
+    }
+}
+
+/// The dotted path of the field a serde error is about. For missing and unknown fields serde
+/// reports the enclosing object's path and names the field in the message.
+/// `whole` names the input itself when no field is to blame.
+fn field_at_fault(path: &str, message: &str, whole: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_string(),
+        (".", None) => whole.to_string(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_string(),
     }
 }
 
@@ -115,12 +130,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(Query)
             .map_err(|err| {
                 let path = err.path().to_string();
-                let field = if path == "." {
-                    "query".to_string()
-                } else {
-                    path
-                };
-                ApiError::field(&field, err.into_inner().to_string())
+                let message = err.into_inner().to_string();
+                let field = field_at_fault(&path, &message, "query");
+                ApiError::field(&field, message)
             })
     }
 }
