@@ -82,7 +82,11 @@ enum TokenCommand {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    use std::io::IsTerminal;
+    // Logs go to stderr: stdout carries only what a command prints (e.g. a new token).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
@@ -233,7 +237,8 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
-    tracing::info!(addr = %args.http, database = app.store.backend(), "serving");
+    let addr = listener.local_addr().context("listening address")?;
+    tracing::info!(%addr, database = app.store.backend(), "serving");
     let mut http_stop = stop_rx;
     axum::serve(listener, lastmile_http::router(state))
         .with_graceful_shutdown(async move {
