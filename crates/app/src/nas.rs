@@ -169,7 +169,7 @@ impl App {
         Ok(n)
     }
 
-    /// Deletes a NAS no service lives on (`409 in-use` otherwise).
+    /// Deletes a NAS no service references, terminated ones included (`409 in-use` otherwise).
     pub async fn delete_nas(&self, actor: &Actor, id: NasId) -> AppResult<()> {
         let before = self.get_nas(id).await?;
         let audit = AuditEvent::new::<_, ()>(
@@ -188,7 +188,11 @@ impl App {
             .map_err(|e| match e {
                 lastmile_store::StoreError::InUse { .. } => AppError::Conflict {
                     kind: "in-use",
-                    message: "services still live on this NAS; move or terminate them first".into(),
+                    // Terminated services keep their NAS for the record, so they block deletion too.
+                    message:
+                        "services reference this NAS (terminated ones included, whose history \
+                          keeps it); move them to another NAS first"
+                            .into(),
                     current_state: None,
                     field: None,
                 },

@@ -17,8 +17,14 @@ fn lastmile(db: &str, dir: &std::path::Path) -> Command {
 
 fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();
@@ -29,19 +35,34 @@ fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
 fn walkthrough(db: &str) {
     let dir = lastmile_testing::TempDir::new("cli");
     let out = lastmile(db, dir.path()).arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("migrated"));
     // Migrating again is a no-op.
-    assert!(lastmile(db, dir.path()).arg("migrate").status().unwrap().success());
+    assert!(lastmile(db, dir.path())
+        .arg("migrate")
+        .status()
+        .unwrap()
+        .success());
 
     let out = lastmile(db, dir.path())
         .args(["token", "create", "--role", "readonly", "--name", "auditor"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("lm_"));
-    assert!(dir.path().join("lastmile.key").exists(), "secret key created on first use");
+    assert!(
+        dir.path().join("lastmile.key").exists(),
+        "secret key created on first use"
+    );
 
     let bad = lastmile(db, dir.path())
         .args(["token", "create", "--role", "root"])
@@ -71,7 +92,11 @@ fn walkthrough(db: &str) {
     assert_eq!(status, 401);
 
     let pid = serve.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = serve.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
@@ -87,7 +112,9 @@ fn sqlite_walkthrough() {
 #[tokio::test]
 async fn postgres_walkthrough() {
     if let Some(url) = lastmile_testing::pg::database_url().await {
-        tokio::task::spawn_blocking(move || walkthrough(&url)).await.unwrap();
+        tokio::task::spawn_blocking(move || walkthrough(&url))
+            .await
+            .unwrap();
     }
 }
 
@@ -100,9 +127,15 @@ fn help_on_every_command() {
         vec!["token", "create", "--help"],
         vec!["demo", "--help"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_lastmile")).args(&args).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
     }
     let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
         .args(["--database-url", "mysql://x", "migrate"])

@@ -41,7 +41,9 @@ async fn parallel_changes_end_in_a_consistent_timeline(t: TestApp) {
                     2 => ("suspend", None),
                     _ => ("resume", None),
                 };
-                let resp = t.admin("POST", &format!("/api/v1/services/{svc}/{action}"), body).await;
+                let resp = t
+                    .admin("POST", &format!("/api/v1/services/{svc}/{action}"), body)
+                    .await;
                 (svc, resp.status, resp.body)
             }));
         }
@@ -53,7 +55,10 @@ async fn parallel_changes_end_in_a_consistent_timeline(t: TestApp) {
             StatusCode::OK => *accepted.entry(svc).or_default() += 1,
             // The only acceptable refusal: the action was illegal in the state the service
             // was in when its turn came (e.g. resume while active, same plan again).
-            StatusCode::CONFLICT => assert_eq!(body["type"], "urn:lastmile:problem:invalid-state", "{body:?}"),
+            StatusCode::CONFLICT => assert_eq!(
+                body["type"], "urn:lastmile:problem:invalid-state",
+                "{body:?}"
+            ),
             other => panic!("unexpected {other}: {body:?}"),
         }
     }
@@ -63,20 +68,45 @@ async fn parallel_changes_end_in_a_consistent_timeline(t: TestApp) {
         let row = t.app.store.get_service(id).await.unwrap().unwrap();
         let events = t.app.store.service_timeline(id).await.unwrap();
         let ok = accepted.get(svc).copied().unwrap_or(0);
-        assert_eq!(events.len(), ok + 1, "one event per accepted request, plus the activation");
+        assert_eq!(
+            events.len(),
+            ok + 1,
+            "one event per accepted request, plus the activation"
+        );
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>(), "gap-free sequence");
-        assert_eq!(row.revision, events.len() as i64 + 1, "one revision per write");
+        assert_eq!(
+            seqs,
+            (1..=events.len() as i64).collect::<Vec<_>>(),
+            "gap-free sequence"
+        );
+        assert_eq!(
+            row.revision,
+            events.len() as i64 + 1,
+            "one revision per write"
+        );
         let (plan, version) = t.app.store.service_initial_plan(id).await.unwrap().unwrap();
         let state = timeline::replay(ServiceState::pending(plan, version), &events).unwrap();
         assert_eq!(state.status, row.status);
         assert_eq!(state.plan_version_id, row.plan_version_id);
         assert_eq!(state.suspension_cause, row.suspension_cause);
 
-        let audit = t.admin("GET", &format!("/api/v1/audit-events?entity_id={svc}&limit=500"), None).await;
-        assert_eq!(audit.body["items"].as_array().unwrap().len(), events.len() + 1, "create + one per event");
+        let audit = t
+            .admin(
+                "GET",
+                &format!("/api/v1/audit-events?entity_id={svc}&limit=500"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            audit.body["items"].as_array().unwrap().len(),
+            events.len() + 1,
+            "create + one per event"
+        );
     }
-    assert!(accepted.values().sum::<usize>() >= SERVICES, "some requests must land");
+    assert!(
+        accepted.values().sum::<usize>() >= SERVICES,
+        "some requests must land"
+    );
 }
 
 on_both_backends!(parallel_changes_end_in_a_consistent_timeline);

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use lastmile_api_types::{CreatePlan, CreateService, CreateSubscriber, PlanTermsBody, ServiceActionBody};
+use lastmile_api_types::{
+    CreatePlan, CreateService, CreateSubscriber, PlanTermsBody, ServiceActionBody,
+};
 use lastmile_app::services::ServiceAction;
 use lastmile_app::{App, AppConfig, Clock, ManualClock, SecretBox};
 use lastmile_domain::audit::Actor;
@@ -37,7 +39,11 @@ impl Executor for Flaky {
 }
 
 fn flaky(fail_first: usize) -> Arc<Flaky> {
-    Arc::new(Flaky { fail_first, calls: AtomicUsize::new(0), ran: Mutex::new(vec![]) })
+    Arc::new(Flaky {
+        fail_first,
+        calls: AtomicUsize::new(0),
+        ran: Mutex::new(vec![]),
+    })
 }
 
 struct Fixture {
@@ -47,7 +53,9 @@ struct Fixture {
 
 impl Fixture {
     fn new(store: Arc<dyn Store>) -> Self {
-        let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_773_576_000).unwrap()));
+        let clock = Arc::new(ManualClock::new(
+            Timestamp::from_second(1_773_576_000).unwrap(),
+        ));
         let secrets = SecretBox::from_hex(&SecretBox::generate_key().unwrap()).unwrap();
         let app = App::new(store, clock.clone(), secrets, AppConfig::default());
         Self { app, clock }
@@ -62,39 +70,75 @@ impl Fixture {
         let actor = Actor::system("test");
         let sub = self
             .app
-            .create_subscriber(&actor, CreateSubscriber {
-                number: None, name: format!("Job {login}"), email: None, phone: None,
-                billing_address: None, currency: "EUR".into(), tax_zone: None,
-                billing_day: None, custom_fields: None,
-            })
+            .create_subscriber(
+                &actor,
+                CreateSubscriber {
+                    number: None,
+                    name: format!("Job {login}"),
+                    email: None,
+                    phone: None,
+                    billing_address: None,
+                    currency: "EUR".into(),
+                    tax_zone: None,
+                    billing_day: None,
+                    custom_fields: None,
+                },
+            )
             .await
             .unwrap();
         let plan = self
             .app
-            .create_plan(&actor, CreatePlan {
-                code: format!("JOB-{}", login.to_uppercase()),
-                name: "Job plan".into(),
-                terms: PlanTermsBody {
-                    download_kbps: 10_000, upload_kbps: 2_000, burst: None, price_minor: 1_000,
-                    currency: "EUR".into(), billing_interval: None, setup_fee_minor: None,
-                    data_cap_bytes: None, cap_policy: None, free_window: None,
-                    contract_months: None, early_termination_fee_minor: None, tax_class: None,
+            .create_plan(
+                &actor,
+                CreatePlan {
+                    code: format!("JOB-{}", login.to_uppercase()),
+                    name: "Job plan".into(),
+                    terms: PlanTermsBody {
+                        download_kbps: 10_000,
+                        upload_kbps: 2_000,
+                        burst: None,
+                        price_minor: 1_000,
+                        currency: "EUR".into(),
+                        billing_interval: None,
+                        setup_fee_minor: None,
+                        data_cap_bytes: None,
+                        cap_policy: None,
+                        free_window: None,
+                        contract_months: None,
+                        early_termination_fee_minor: None,
+                        tax_class: None,
+                    },
                 },
-            })
+            )
             .await
             .unwrap();
         let svc = self
             .app
-            .create_service(&actor, CreateService {
-                subscriber_id: sub.id.0, plan_id: plan.id.0, access_kind: None,
-                username: Some(login.into()), password: Some("pw".into()), mac_address: None,
-                circuit_id: None, static_ip: None, ip_pool: None, nas_id: None,
-                service_address: None,
-            })
+            .create_service(
+                &actor,
+                CreateService {
+                    subscriber_id: sub.id.0,
+                    plan_id: plan.id.0,
+                    access_kind: None,
+                    username: Some(login.into()),
+                    password: Some("pw".into()),
+                    mac_address: None,
+                    circuit_id: None,
+                    static_ip: None,
+                    ip_pool: None,
+                    nas_id: None,
+                    service_address: None,
+                },
+            )
             .await
             .unwrap();
         self.app
-            .service_action(&actor, svc.id, ServiceAction::Activate, ServiceActionBody::default())
+            .service_action(
+                &actor,
+                svc.id,
+                ServiceAction::Activate,
+                ServiceActionBody::default(),
+            )
             .await
             .unwrap()
             .jobs
@@ -133,7 +177,11 @@ async fn retries_with_backoff_then_succeeds(store: Arc<dyn Store>) {
     assert_eq!((j.status, j.attempts), (JobStatus::Succeeded, 3));
     assert_eq!(exec.ran.lock().unwrap().as_slice(), [id, id, id]);
     f.clock.advance(SignedDuration::from_hours(2));
-    assert_eq!(runner.run_once().await.unwrap(), 0, "a finished job never runs again");
+    assert_eq!(
+        runner.run_once().await.unwrap(),
+        0,
+        "a finished job never runs again"
+    );
 }
 
 async fn exhausted_jobs_fail_and_can_be_retried(store: Arc<dyn Store>) {
@@ -147,7 +195,11 @@ async fn exhausted_jobs_fail_and_can_be_retried(store: Arc<dyn Store>) {
     }
     let j = f.job(id).await;
     assert_eq!((j.status, j.attempts), (JobStatus::Failed, 10));
-    assert_eq!(runner.run_once().await.unwrap(), 0, "failed jobs are not retried by themselves");
+    assert_eq!(
+        runner.run_once().await.unwrap(),
+        0,
+        "failed jobs are not retried by themselves"
+    );
 
     let retried = f.app.retry_job(&Actor::system("test"), id).await.unwrap();
     assert_eq!((retried.status, retried.attempts), (JobStatus::Pending, 0));
@@ -161,18 +213,40 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease(store: Arc<dyn Stor
     // A worker claims the job and dies without finishing it.
     let now = f.clock.now();
     let kinds = vec!["radius.update-policy".to_string()];
-    let lost = f.app.store.claim_jobs(&kinds, now, now + SignedDuration::from_secs(60), 10).await.unwrap();
+    let lost = f
+        .app
+        .store
+        .claim_jobs(&kinds, now, now + SignedDuration::from_secs(60), 10)
+        .await
+        .unwrap();
     assert_eq!(lost.len(), 1);
 
     let exec = flaky(0);
     let runner = f.runner(exec.clone());
-    assert_eq!(runner.run_once().await.unwrap(), 0, "leased to the dead worker");
+    assert_eq!(
+        runner.run_once().await.unwrap(),
+        0,
+        "leased to the dead worker"
+    );
     f.clock.advance(SignedDuration::from_secs(61));
     assert_eq!(runner.run_once().await.unwrap(), 1);
     let j = f.job(id).await;
     assert_eq!((j.status, j.attempts), (JobStatus::Succeeded, 2));
     // The dead worker's late report is ignored.
-    let late = f.app.store.finish_job(id, 1, &JobOutcome::Failed { error: "late".into(), retry_at: None }, f.clock.now()).await.unwrap();
+    let late = f
+        .app
+        .store
+        .finish_job(
+            id,
+            1,
+            &JobOutcome::Failed {
+                error: "late".into(),
+                retry_at: None,
+            },
+            f.clock.now(),
+        )
+        .await
+        .unwrap();
     assert!(!late);
     assert_eq!(f.job(id).await.status, JobStatus::Succeeded);
 }
@@ -182,13 +256,37 @@ async fn kinds_without_executor_stay_pending(store: Arc<dyn Store>) {
     let actor = Actor::system("test");
     let jobs = f.activated_service("nocoa").await;
     let svc = jobs[0].service_id.unwrap();
-    f.app.service_action(&actor, svc, ServiceAction::Suspend { cause: lastmile_domain::service::SuspensionCause::Operator }, ServiceActionBody::default()).await.unwrap();
+    f.app
+        .service_action(
+            &actor,
+            svc,
+            ServiceAction::Suspend {
+                cause: lastmile_domain::service::SuspensionCause::Operator,
+            },
+            ServiceActionBody::default(),
+        )
+        .await
+        .unwrap();
     let runner = f.runner(flaky(0));
     assert_eq!(runner.run_once().await.unwrap(), 2, "two policy updates");
-    let all = f.app.store.list_jobs(&Default::default(), lastmile_store::Page { after: None, limit: 10 }).await.unwrap();
+    let all = f
+        .app
+        .store
+        .list_jobs(
+            &Default::default(),
+            lastmile_store::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
     let disconnect: Vec<_> = all.iter().filter(|j| j.kind == "nas.disconnect").collect();
     assert_eq!(disconnect.len(), 1);
-    assert_eq!((disconnect[0].status, disconnect[0].attempts), (JobStatus::Pending, 0));
+    assert_eq!(
+        (disconnect[0].status, disconnect[0].attempts),
+        (JobStatus::Pending, 0)
+    );
 }
 
 macro_rules! both {

@@ -3,7 +3,7 @@
 //! Each case is a `pub async fn <case>(store: Arc<dyn Store>)` that panics on a violation.
 //! A backend's integration test runs them all with one line:
 //!
-//! ```ignore
+//! ```text
 //! lastmile_store::conformance_suite!(my_backend_test_store());
 //! ```
 //!
