@@ -21,8 +21,16 @@ fn permission(name: &str) -> Permission {
 #[test]
 fn architecture_permission_table_matches_the_code() {
     let mut lines = DOC.lines().skip_while(|l| !l.starts_with("| permission |"));
-    let header: Vec<&str> = lines.next().expect("permission table").split('|').map(str::trim).collect();
-    let roles: Vec<Role> = header[2..header.len() - 1].iter().map(|r| r.parse().unwrap()).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("permission table")
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let roles: Vec<Role> = header[2..header.len() - 1]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
     assert_eq!(roles, Role::ALL);
     let mut seen = Vec::new();
     for line in lines.skip(1).take_while(|l| l.starts_with('|')) {
@@ -38,5 +46,9 @@ fn architecture_permission_table_matches_the_code() {
         }
         seen.push(p);
     }
-    assert_eq!(seen, Permission::ALL, "every permission documented once, in order");
+    assert_eq!(
+        seen,
+        Permission::ALL,
+        "every permission documented once, in order"
+    );
 }
