@@ -45,3 +45,6 @@ id_type!(AuditEventId);
 id_type!(JobId);
 id_type!(OperatorId);
 id_type!(TokenId);
+id_type!(InvoiceId);
+id_type!(InvoiceLineId);
+id_type!(BillingRunId);

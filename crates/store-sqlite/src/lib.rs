@@ -4,6 +4,7 @@
 //! (a pool of one) with `BEGIN IMMEDIATE`, so concurrent writers queue in the process instead of
 //! racing for SQLite's lock and surfacing `SQLITE_BUSY` to a client.
 
+mod billing;
 mod migrate;
 mod row;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
+use lastmile_domain::billing::invoice::{BillingRun, Invoice};
 use lastmile_domain::ids::*;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
 use lastmile_domain::nas::Nas;
@@ -31,12 +33,12 @@ use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    read: SqlitePool,
+    pub(crate) read: SqlitePool,
     write: SqlitePool,
 }
 
 /// The text form of an id column.
-fn id(u: Uuid) -> String {
+pub(crate) fn id(u: Uuid) -> String {
     u.hyphenated().to_string()
 }
 
@@ -84,7 +86,7 @@ impl SqliteStore {
         migrate::run(&self.write).await
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         self.write
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -197,7 +199,7 @@ const PLAN_SELECT: &str =
     FROM plans p JOIN plan_versions v ON v.id = p.current_version_id";
 
 /// Appends `AND id > after ORDER BY id LIMIT n` for keyset pagination.
-fn paginate(q: &mut QueryBuilder<Sqlite>, id_col: &str, page: Page) {
+pub(crate) fn paginate(q: &mut QueryBuilder<Sqlite>, id_col: &str, page: Page) {
     if let Some(after) = page.after {
         q.push(format_args!(" AND {id_col} > "))
             .push_bind(id(after));
@@ -887,6 +889,50 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn plan_catalog(&self) -> Result<Vec<(String, PlanVersion)>> {
+        billing::plan_catalog(self).await
+    }
+
+    async fn billing_inputs(
+        &self,
+        after: Option<SubscriberId>,
+        limit: u32,
+    ) -> Result<Vec<BillingInput>> {
+        billing::billing_inputs(self, after, limit).await
+    }
+
+    async fn insert_billing_run(&self, run: &BillingRun) -> Result<()> {
+        billing::insert_billing_run(self, run).await
+    }
+
+    async fn get_billing_run(&self, id: BillingRunId) -> Result<Option<BillingRun>> {
+        billing::get_billing_run(self, id).await
+    }
+
+    async fn list_billing_runs(&self, page: Page) -> Result<Vec<BillingRun>> {
+        billing::list_billing_runs(self, page).await
+    }
+
+    async fn unfinished_billing_run(&self, as_of: jiff::civil::Date) -> Result<Option<BillingRun>> {
+        billing::unfinished_billing_run(self, as_of).await
+    }
+
+    async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64> {
+        billing::commit_billing_batch(self, batch).await
+    }
+
+    async fn complete_billing_run(&self, id: BillingRunId, now: Timestamp) -> Result<()> {
+        billing::complete_billing_run(self, id, now).await
+    }
+
+    async fn get_invoice(&self, id: InvoiceId) -> Result<Option<Invoice>> {
+        billing::get_invoice(self, id).await
+    }
+
+    async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>> {
+        billing::list_invoices(self, filter, page).await
     }
 
     async fn list_audit_events(&self, f: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {

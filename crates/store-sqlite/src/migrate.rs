@@ -7,8 +7,10 @@ use lastmile_store::Result;
 use sqlx::SqlitePool;
 
 /// `(version, name, sql)`.
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/0001_core.sql")),
+    (2, "billing", include_str!("../migrations/0002_billing.sql")),
+];
 
 pub async fn run(pool: &SqlitePool) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;

@@ -17,6 +17,10 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
+use lastmile_domain::billing::invoice::{
+    BillingRun, BillingRunError, Invoice, InvoiceStatus, NewInvoice,
+};
+use lastmile_domain::billing::rating::{Invoiced, ServiceHistory};
 use lastmile_domain::ids::*;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
 use lastmile_domain::nas::Nas;
@@ -72,6 +76,38 @@ pub struct AuditFilter {
     pub from: Option<Timestamp>,
     /// Exclusive upper bound.
     pub to: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct InvoiceFilter {
+    pub subscriber_id: Option<SubscriberId>,
+    pub status: Option<InvoiceStatus>,
+    pub period_start: Option<jiff::civil::Date>,
+}
+
+/// Everything a billing run needs to know about one subscriber.
+#[derive(Clone, Debug)]
+pub struct BillingInput {
+    pub subscriber: Subscriber,
+    /// Every service the subscriber ever had, with its whole timeline.
+    pub services: Vec<ServiceHistory>,
+    /// What earlier (not void) invoices charged, one entry per stored line.
+    pub invoiced: Vec<Invoiced>,
+    /// Period starts that already have an invoice.
+    pub invoiced_periods: Vec<jiff::civil::Date>,
+}
+
+/// One batch of a billing run, committed atomically.
+#[derive(Clone, Debug)]
+pub struct BillingBatch {
+    pub run: BillingRunId,
+    pub invoices: Vec<NewInvoice>,
+    /// The last subscriber of the batch: the run resumes after it.
+    pub cursor: SubscriberId,
+    pub subscribers: i64,
+    pub errors: Vec<BillingRunError>,
+    /// Invoice numbers are `prefix` + a zero-padded gap-free sequence.
+    pub number_prefix: String,
 }
 
 /// A stored API token. The token itself is never stored, only its SHA-256.
@@ -238,6 +274,31 @@ pub trait Store: Send + Sync + 'static {
         outcome: &JobOutcome,
         now: Timestamp,
     ) -> Result<bool>;
+
+    // Billing ---------------------------------------------------------------------------
+
+    /// Every plan version with its plan's name (small: the catalogue).
+    async fn plan_catalog(&self) -> Result<Vec<(String, PlanVersion)>>;
+    /// The next `limit` subscribers after `after` (id order) with their billing history.
+    async fn billing_inputs(
+        &self,
+        after: Option<SubscriberId>,
+        limit: u32,
+    ) -> Result<Vec<BillingInput>>;
+    async fn insert_billing_run(&self, run: &BillingRun) -> Result<()>;
+    async fn get_billing_run(&self, id: BillingRunId) -> Result<Option<BillingRun>>;
+    async fn list_billing_runs(&self, page: Page) -> Result<Vec<BillingRun>>;
+    /// The run for `as_of` that has not completed (at most one exists), to resume it.
+    async fn unfinished_billing_run(&self, as_of: jiff::civil::Date) -> Result<Option<BillingRun>>;
+    /// In one transaction: inserts the batch's invoices whose (subscriber, period) has no
+    /// invoice yet, numbering them without gaps, and records the run's progress. Returns the
+    /// number of invoices inserted. Concurrent runs never produce two invoices for one
+    /// subscriber and period (a unique key) nor a gap in the numbers.
+    async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64>;
+    async fn complete_billing_run(&self, id: BillingRunId, now: Timestamp) -> Result<()>;
+    async fn get_invoice(&self, id: InvoiceId) -> Result<Option<Invoice>>;
+    /// Invoices without their lines.
+    async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>>;
 
     // Audit -------------------------------------------------------------------------------
 

@@ -281,6 +281,139 @@ pub fn audit_event(r: &impl RowGet) -> Result<AuditEvent> {
     })
 }
 
+fn date(r: &impl RowGet, col: &str) -> Result<jiff::civil::Date> {
+    r.parsed(col)
+}
+
+pub fn invoice(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice::Invoice> {
+    Ok(lastmile_domain::billing::invoice::Invoice {
+        id: InvoiceId(r.uuid("id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        number: r.text("number")?,
+        status: r.parsed("status")?,
+        currency: Currency::parse(&r.text("currency")?).map_err(StoreError::corrupt)?,
+        period_start: date(r, "period_start")?,
+        period_end: date(r, "period_end")?,
+        issued_at: r.timestamp("issued_at")?,
+        due_date: date(r, "due_date")?,
+        subtotal_minor: r.i64("subtotal_minor")?,
+        tax_minor: r.i64("tax_minor")?,
+        total_minor: r.i64("total_minor")?,
+        billing_run_id: r.opt_uuid("billing_run_id")?.map(BillingRunId),
+        lines: Vec::new(),
+    })
+}
+
+pub fn invoice_line(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice::InvoiceLine> {
+    Ok(lastmile_domain::billing::invoice::InvoiceLine {
+        id: InvoiceLineId(r.uuid("id")?),
+        invoice_id: InvoiceId(r.uuid("invoice_id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        position: i32::try_from(r.i64("position")?).map_err(StoreError::corrupt)?,
+        description: r.text("description")?,
+        service_id: ServiceId(r.uuid("service_id")?),
+        charge_kind: r.parsed("charge_kind")?,
+        charge_period_start: date(r, "charge_period_start")?,
+        plan_version_id: PlanVersionId(r.uuid("plan_version_id")?),
+        correction: r.i64("correction")? != 0,
+        days: r.i64("days")?,
+        period_days: r.i64("period_days")?,
+        amount_minor: r.i64("amount_minor")?,
+    })
+}
+
+/// What an invoice line contributes to rating's comparison.
+pub fn invoiced(r: &impl RowGet) -> Result<lastmile_domain::billing::rating::Invoiced> {
+    use lastmile_domain::billing::rating::{ChargeKey, Invoiced};
+    Ok(Invoiced {
+        key: ChargeKey {
+            period_start: date(r, "charge_period_start")?,
+            service_id: ServiceId(r.uuid("service_id")?),
+            kind: r.parsed("charge_kind")?,
+            plan_version_id: PlanVersionId(r.uuid("plan_version_id")?),
+        },
+        amount_minor: r.i64("amount_minor")?,
+    })
+}
+
+pub fn billing_run(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice::BillingRun> {
+    Ok(lastmile_domain::billing::invoice::BillingRun {
+        id: BillingRunId(r.uuid("id")?),
+        as_of: date(r, "as_of")?,
+        status: r.parsed("status")?,
+        started_at: r.timestamp("started_at")?,
+        finished_at: r.opt_timestamp("finished_at")?,
+        cursor: r.opt_uuid("cursor")?.map(SubscriberId),
+        subscribers_processed: r.i64("subscribers_processed")?,
+        invoices_created: r.i64("invoices_created")?,
+        errors: r.decoded("errors")?,
+    })
+}
+
+/// Groups per-subscriber rows of a billing batch: services with their initial plan, their
+/// events, and invoice lines, into `BillingInput`s in subscriber order.
+pub fn assemble_billing_inputs(
+    subscribers: Vec<Subscriber>,
+    services: Vec<(SubscriberId, ServiceId, PlanId, PlanVersionId)>,
+    events: Vec<TimelineEvent>,
+    invoiced: Vec<(SubscriberId, lastmile_domain::billing::rating::Invoiced)>,
+    periods: Vec<(SubscriberId, jiff::civil::Date)>,
+) -> Vec<crate::BillingInput> {
+    use lastmile_domain::billing::rating::ServiceHistory;
+    use lastmile_domain::timeline::ServiceState;
+    use std::collections::HashMap;
+    let mut by_sub: HashMap<SubscriberId, crate::BillingInput> = HashMap::new();
+    let order: Vec<SubscriberId> = subscribers.iter().map(|s| s.id).collect();
+    for s in subscribers {
+        by_sub.insert(
+            s.id,
+            crate::BillingInput {
+                subscriber: s,
+                services: Vec::new(),
+                invoiced: Vec::new(),
+                invoiced_periods: Vec::new(),
+            },
+        );
+    }
+    let mut histories: HashMap<ServiceId, ServiceHistory> = HashMap::new();
+    let mut owner: Vec<(ServiceId, SubscriberId)> = Vec::new();
+    for (sub, svc, plan, version) in services {
+        histories.insert(
+            svc,
+            ServiceHistory {
+                service_id: svc,
+                initial: ServiceState::pending(plan, version),
+                events: Vec::new(),
+            },
+        );
+        owner.push((svc, sub));
+    }
+    for e in events {
+        if let Some(h) = histories.get_mut(&e.service_id) {
+            h.events.push(e);
+        }
+    }
+    for (svc, sub) in owner {
+        if let (Some(h), Some(input)) = (histories.remove(&svc), by_sub.get_mut(&sub)) {
+            input.services.push(h);
+        }
+    }
+    for (sub, i) in invoiced {
+        if let Some(input) = by_sub.get_mut(&sub) {
+            input.invoiced.push(i);
+        }
+    }
+    for (sub, p) in periods {
+        if let Some(input) = by_sub.get_mut(&sub) {
+            input.invoiced_periods.push(p);
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| by_sub.remove(&id))
+        .collect()
+}
+
 /// Idempotency keys are remembered for a day; after that the key may be reused.
 pub const IDEMPOTENCY_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
@@ -337,6 +470,24 @@ const UNIQUE_KEYS: &[(&str, &str, &str, &str)] = &[
         "api_tokens.token_hash",
         "api token",
         "token",
+    ),
+    (
+        "invoices_number_key",
+        "invoices.number",
+        "invoice",
+        "number",
+    ),
+    (
+        "invoices_subscriber_id_period_start_key",
+        "invoices.subscriber_id, invoices.period_start",
+        "invoice",
+        "period_start",
+    ),
+    (
+        "billing_runs_running_key",
+        "billing_runs.as_of",
+        "billing run",
+        "as_of",
     ),
     ("subscribers_pkey", "subscribers.id", "subscriber", "id"),
     ("plans_pkey", "plans.id", "plan", "id"),

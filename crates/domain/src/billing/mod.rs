@@ -12,6 +12,7 @@
 //! are in advance: the current period is projected from the state the service is in now; any
 //! later change shows up as a correction on the next invoice.
 
+pub mod invoice;
 pub mod money;
 pub mod period;
 pub mod rating;

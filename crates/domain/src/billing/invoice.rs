@@ -1,0 +1,193 @@
+//! Invoices and billing runs.
+
+use super::rating::{ChargeKind, DraftLine};
+use crate::ids::{BillingRunId, InvoiceId, InvoiceLineId, PlanVersionId, ServiceId, SubscriberId};
+use crate::validate::Currency;
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum InvoiceStatus {
+    Draft,
+    /// Numbered and immutable; corrected only by credit notes.
+    Issued,
+    Paid,
+    Void,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Issued => "issued",
+            Self::Paid => "paid",
+            Self::Void => "void",
+        }
+    }
+}
+
+impl FromStr for InvoiceStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "draft" => Ok(Self::Draft),
+            "issued" => Ok(Self::Issued),
+            "paid" => Ok(Self::Paid),
+            "void" => Ok(Self::Void),
+            o => Err(format!("unknown invoice status `{o}`")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub id: InvoiceLineId,
+    pub invoice_id: InvoiceId,
+    pub subscriber_id: SubscriberId,
+    /// 1, 2, 3… within the invoice.
+    pub position: i32,
+    pub description: String,
+    /// What the line is for; rating compares invoiced and expected amounts by these.
+    pub service_id: ServiceId,
+    pub charge_kind: ChargeKind,
+    pub charge_period_start: Date,
+    pub plan_version_id: PlanVersionId,
+    /// True for a line that corrects an earlier invoice.
+    pub correction: bool,
+    /// Days charged (recurring) out of `period_days`.
+    pub days: i64,
+    pub period_days: i64,
+    pub amount_minor: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub id: InvoiceId,
+    pub subscriber_id: SubscriberId,
+    /// Gap-free per issuer, assigned when issued (`INV-000123`).
+    pub number: String,
+    pub status: InvoiceStatus,
+    pub currency: Currency,
+    /// The billing period it was issued for (recurring charges in advance).
+    pub period_start: Date,
+    pub period_end: Date,
+    pub issued_at: Timestamp,
+    pub due_date: Date,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub billing_run_id: Option<BillingRunId>,
+    pub lines: Vec<InvoiceLine>,
+}
+
+/// An invoice to create: the store assigns its number in the same transaction.
+#[derive(Clone, Debug)]
+pub struct NewInvoice {
+    pub id: InvoiceId,
+    pub subscriber_id: SubscriberId,
+    pub currency: Currency,
+    pub period_start: Date,
+    pub period_end: Date,
+    pub issued_at: Timestamp,
+    pub due_date: Date,
+    pub billing_run_id: Option<BillingRunId>,
+    pub lines: Vec<InvoiceLine>,
+}
+
+impl NewInvoice {
+    pub fn total_minor(&self) -> i64 {
+        self.lines.iter().map(|l| l.amount_minor).sum()
+    }
+}
+
+/// The stored line for a draft line, with a human description.
+pub fn line_from_draft(
+    invoice_id: InvoiceId,
+    subscriber_id: SubscriberId,
+    position: i32,
+    d: &DraftLine,
+    plan_name: &str,
+) -> InvoiceLine {
+    let what = match d.key.kind {
+        ChargeKind::Recurring if d.correction => format!(
+            "Correction {plan_name}, period from {}: now {} of {} days",
+            d.key.period_start, d.days, d.period_days
+        ),
+        ChargeKind::Recurring => format!(
+            "{plan_name}, period from {}: {} of {} days",
+            d.key.period_start, d.days, d.period_days
+        ),
+        ChargeKind::SetupFee => format!("Setup fee, {plan_name}"),
+        ChargeKind::EarlyTermination => format!("Early termination fee, {plan_name}"),
+    };
+    InvoiceLine {
+        id: InvoiceLineId::generate(),
+        invoice_id,
+        subscriber_id,
+        position,
+        description: what,
+        service_id: d.key.service_id,
+        charge_kind: d.key.kind,
+        charge_period_start: d.key.period_start,
+        plan_version_id: d.key.plan_version_id,
+        correction: d.correction,
+        days: d.days,
+        period_days: d.period_days,
+        amount_minor: d.amount_minor,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum BillingRunStatus {
+    Running,
+    Completed,
+}
+
+impl BillingRunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+impl FromStr for BillingRunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "running" => Ok(Self::Running),
+            "completed" => Ok(Self::Completed),
+            o => Err(format!("unknown billing run status `{o}`")),
+        }
+    }
+}
+
+/// A subscriber a run could not invoice, and why; the run goes on with the others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BillingRunError {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub subscriber_id: SubscriberId,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingRun {
+    pub id: BillingRunId,
+    pub as_of: Date,
+    pub status: BillingRunStatus,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// Subscribers are processed in id order; everything up to here is done.
+    pub cursor: Option<SubscriberId>,
+    pub subscribers_processed: i64,
+    pub invoices_created: i64,
+    pub errors: Vec<BillingRunError>,
+}

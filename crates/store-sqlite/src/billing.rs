@@ -1,0 +1,375 @@
+//! Billing queries (SQLite).
+
+use crate::row::{db_err, Row};
+use crate::{id, SqliteStore};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use lastmile_domain::billing::invoice::{BillingRun, BillingRunStatus, Invoice, NewInvoice};
+use lastmile_domain::ids::*;
+use lastmile_domain::plan::PlanVersion;
+use lastmile_store::rows::{self, micros, RowGet};
+use lastmile_store::*;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+/// Rows per multi-row INSERT (SQLite allows 32766 bound variables; 13 per line).
+const CHUNK: usize = 500;
+
+pub async fn plan_catalog(s: &SqliteStore) -> Result<Vec<(String, PlanVersion)>> {
+    sqlx::query(
+        "SELECT v.*, p.name AS plan_name FROM plan_versions v JOIN plans p ON p.id = v.plan_id",
+    )
+    .fetch_all(&s.read)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|r| {
+        let r = Row(r);
+        Ok((r.text("plan_name")?, rows::plan_version(&r, "")?))
+    })
+    .collect()
+}
+
+pub async fn billing_inputs(
+    s: &SqliteStore,
+    after: Option<SubscriberId>,
+    limit: u32,
+) -> Result<Vec<BillingInput>> {
+    let after = after.map(|a| id(a.0)).unwrap_or_default();
+    // One read transaction: the batch sees one consistent snapshot.
+    let mut tx = s.read.begin().await.map_err(db_err)?;
+    let subscribers = sqlx::query("SELECT * FROM subscribers WHERE id > $1 ORDER BY id LIMIT $2")
+        .bind(&after)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| rows::subscriber(&Row(r)))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(last) = subscribers.last().map(|s| id(s.id.0)) else {
+        return Ok(Vec::new());
+    };
+    let services = sqlx::query(
+        "SELECT subscriber_id, id, initial_plan_id, initial_plan_version_id FROM services
+         WHERE subscriber_id > $1 AND subscriber_id <= $2",
+    )
+    .bind(&after)
+    .bind(&last)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|r| {
+        let r = Row(r);
+        Ok((
+            SubscriberId(r.uuid("subscriber_id")?),
+            ServiceId(r.uuid("id")?),
+            PlanId(r.uuid("initial_plan_id")?),
+            PlanVersionId(r.uuid("initial_plan_version_id")?),
+        ))
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let events = sqlx::query(
+        "SELECT * FROM service_events WHERE subscriber_id > $1 AND subscriber_id <= $2",
+    )
+    .bind(&after)
+    .bind(&last)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|r| rows::timeline_event(&Row(r)))
+    .collect::<Result<Vec<_>>>()?;
+    let invoiced = sqlx::query(
+        "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
+                l.plan_version_id, l.amount_minor
+         FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
+         WHERE l.subscriber_id > $1 AND l.subscriber_id <= $2 AND i.status <> 'void'",
+    )
+    .bind(&after)
+    .bind(&last)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|r| {
+        let r = Row(r);
+        Ok((SubscriberId(r.uuid("subscriber_id")?), rows::invoiced(&r)?))
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let periods = sqlx::query(
+        "SELECT subscriber_id, period_start FROM invoices
+         WHERE subscriber_id > $1 AND subscriber_id <= $2",
+    )
+    .bind(&after)
+    .bind(&last)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|r| {
+        let r = Row(r);
+        Ok((
+            SubscriberId(r.uuid("subscriber_id")?),
+            r.parsed::<Date>("period_start")?,
+        ))
+    })
+    .collect::<Result<Vec<_>>>()?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(rows::assemble_billing_inputs(
+        subscribers,
+        services,
+        events,
+        invoiced,
+        periods,
+    ))
+}
+
+pub async fn insert_billing_run(s: &SqliteStore, run: &BillingRun) -> Result<()> {
+    let mut tx = s.begin().await?;
+    sqlx::query(
+        "INSERT INTO billing_runs (id, as_of, status, started_at, finished_at, cursor,
+             subscribers_processed, invoices_created, errors)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id(run.id.0))
+    .bind(run.as_of.to_string())
+    .bind(run.status.as_str())
+    .bind(micros(run.started_at))
+    .bind(run.finished_at.map(micros))
+    .bind(run.cursor.map(|c| id(c.0)))
+    .bind(run.subscribers_processed)
+    .bind(run.invoices_created)
+    .bind(rows::to_json(&run.errors).to_string())
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}
+
+pub async fn get_billing_run(s: &SqliteStore, rid: BillingRunId) -> Result<Option<BillingRun>> {
+    sqlx::query("SELECT * FROM billing_runs WHERE id = $1")
+        .bind(id(rid.0))
+        .fetch_optional(&s.read)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::billing_run(&Row(r)))
+        .transpose()
+}
+
+pub async fn list_billing_runs(s: &SqliteStore, page: Page) -> Result<Vec<BillingRun>> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM billing_runs WHERE 1 = 1");
+    crate::paginate(&mut q, "id", page);
+    q.build()
+        .fetch_all(&s.read)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| rows::billing_run(&Row(r)))
+        .collect()
+}
+
+pub async fn unfinished_billing_run(s: &SqliteStore, as_of: Date) -> Result<Option<BillingRun>> {
+    sqlx::query("SELECT * FROM billing_runs WHERE as_of = $1 AND status = 'running'")
+        .bind(as_of.to_string())
+        .fetch_optional(&s.read)
+        .await
+        .map_err(db_err)?
+        .map(|r| rows::billing_run(&Row(r)))
+        .transpose()
+}
+
+pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u64> {
+    // The single writer connection serialises batches of concurrent runs.
+    let mut tx = s.begin().await?;
+    let fresh = without_existing(&mut tx, &b.invoices).await?;
+    // Numbers come from a counter updated in this transaction: a batch that rolls back
+    // gives its numbers back, so the sequence has no gaps.
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ('invoice_number', $1)
+         ON CONFLICT (name) DO UPDATE SET value = value + $1
+         RETURNING value",
+    )
+    .bind(fresh.len() as i64)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let first = last - fresh.len() as i64 + 1;
+    for chunk in fresh.chunks(CHUNK).enumerate() {
+        let (c, invs) = chunk;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO invoices (id, subscriber_id, number, status, currency, period_start,
+                 period_end, issued_at, due_date, subtotal_minor, tax_minor, total_minor,
+                 billing_run_id) ",
+        );
+        q.push_values(invs.iter().enumerate(), |mut v, (i, inv)| {
+            let n = first + (c * CHUNK + i) as i64;
+            let total = inv.total_minor();
+            v.push_bind(id(inv.id.0))
+                .push_bind(id(inv.subscriber_id.0))
+                .push_bind(format!("{}{n:06}", b.number_prefix))
+                .push_bind("issued")
+                .push_bind(inv.currency.as_str().to_string())
+                .push_bind(inv.period_start.to_string())
+                .push_bind(inv.period_end.to_string())
+                .push_bind(micros(inv.issued_at))
+                .push_bind(inv.due_date.to_string())
+                .push_bind(total)
+                .push_bind(0i64)
+                .push_bind(total)
+                .push_bind(inv.billing_run_id.map(|r| id(r.0)));
+        });
+        q.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
+    let lines: Vec<_> = fresh.iter().flat_map(|i| i.lines.iter()).collect();
+    for chunk in lines.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO invoice_lines (id, invoice_id, subscriber_id, position, description,
+                 service_id, charge_kind, charge_period_start, plan_version_id, correction, days,
+                 period_days, amount_minor) ",
+        );
+        q.push_values(chunk, |mut v, l| {
+            v.push_bind(id(l.id.0))
+                .push_bind(id(l.invoice_id.0))
+                .push_bind(id(l.subscriber_id.0))
+                .push_bind(i64::from(l.position))
+                .push_bind(l.description.clone())
+                .push_bind(id(l.service_id.0))
+                .push_bind(l.charge_kind.as_str())
+                .push_bind(l.charge_period_start.to_string())
+                .push_bind(id(l.plan_version_id.0))
+                .push_bind(i64::from(l.correction))
+                .push_bind(l.days)
+                .push_bind(l.period_days)
+                .push_bind(l.amount_minor);
+        });
+        q.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT errors FROM billing_runs WHERE id = $1")
+            .bind(id(b.run.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    let Some(stored) = stored else {
+        return Err(StoreError::NotFound {
+            entity: "billing run",
+        });
+    };
+    let mut errors: Vec<lastmile_domain::billing::invoice::BillingRunError> =
+        serde_json::from_str(&stored).map_err(StoreError::corrupt)?;
+    errors.extend(b.errors.iter().cloned());
+    sqlx::query(
+        "UPDATE billing_runs SET cursor = $2,
+             subscribers_processed = subscribers_processed + $3,
+             invoices_created = invoices_created + $4, errors = $5
+         WHERE id = $1",
+    )
+    .bind(id(b.run.0))
+    .bind(id(b.cursor.0))
+    .bind(b.subscribers)
+    .bind(fresh.len() as i64)
+    .bind(rows::to_json(&errors).to_string())
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(fresh.len() as u64)
+}
+
+/// The invoices of `all` whose subscriber has no invoice for that period yet.
+async fn without_existing<'a>(
+    tx: &mut SqliteConnection,
+    all: &'a [NewInvoice],
+) -> Result<Vec<&'a NewInvoice>> {
+    let mut fresh = Vec::with_capacity(all.len());
+    for chunk in all.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT subscriber_id, period_start FROM invoices WHERE (subscriber_id, period_start) IN (",
+        );
+        let mut sep = q.separated(", ");
+        for inv in chunk {
+            sep.push("(")
+                .push_bind_unseparated(id(inv.subscriber_id.0))
+                .push_unseparated(", ")
+                .push_bind_unseparated(inv.period_start.to_string())
+                .push_unseparated(")");
+        }
+        q.push(")");
+        let existing: std::collections::HashSet<(String, String)> = q
+            .build()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| {
+                let r = Row(r);
+                Ok((r.text("subscriber_id")?, r.text("period_start")?))
+            })
+            .collect::<Result<_>>()?;
+        fresh.extend(
+            chunk.iter().filter(|i| {
+                !existing.contains(&(id(i.subscriber_id.0), i.period_start.to_string()))
+            }),
+        );
+    }
+    Ok(fresh)
+}
+
+pub async fn complete_billing_run(
+    s: &SqliteStore,
+    rid: BillingRunId,
+    now: Timestamp,
+) -> Result<()> {
+    let mut tx = s.begin().await?;
+    sqlx::query("UPDATE billing_runs SET status = $2, finished_at = $3 WHERE id = $1")
+        .bind(id(rid.0))
+        .bind(BillingRunStatus::Completed.as_str())
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}
+
+pub async fn get_invoice(s: &SqliteStore, iid: InvoiceId) -> Result<Option<Invoice>> {
+    let Some(row) = sqlx::query("SELECT * FROM invoices WHERE id = $1")
+        .bind(id(iid.0))
+        .fetch_optional(&s.read)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let mut inv = rows::invoice(&Row(row))?;
+    inv.lines = sqlx::query("SELECT * FROM invoice_lines WHERE invoice_id = $1 ORDER BY position")
+        .bind(id(iid.0))
+        .fetch_all(&s.read)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| rows::invoice_line(&Row(r)))
+        .collect::<Result<_>>()?;
+    Ok(Some(inv))
+}
+
+pub async fn list_invoices(s: &SqliteStore, f: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM invoices WHERE 1 = 1");
+    if let Some(sub) = f.subscriber_id {
+        q.push(" AND subscriber_id = ").push_bind(id(sub.0));
+    }
+    if let Some(st) = f.status {
+        q.push(" AND status = ").push_bind(st.as_str());
+    }
+    if let Some(p) = f.period_start {
+        q.push(" AND period_start = ").push_bind(p.to_string());
+    }
+    crate::paginate(&mut q, "id", page);
+    q.build()
+        .fetch_all(&s.read)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| rows::invoice(&Row(r)))
+        .collect()
+}
