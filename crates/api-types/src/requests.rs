@@ -179,3 +179,12 @@ pub struct ChangePlanBody {
     pub effective_at: Option<Timestamp>,
     pub reason: Option<String>,
 }
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBillingRun {
+    /// Billing date (operator time zone); default today. Every subscriber whose period starts
+    /// by this date is invoiced.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub as_of: Option<jiff::civil::Date>,
+}

@@ -408,3 +408,111 @@ pub struct CreatedToken {
     /// Shown once; only its hash is stored.
     pub token: String,
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvoiceLineResponse {
+    pub position: i32,
+    pub description: String,
+    pub service_id: Uuid,
+    /// `recurring`, `setup_fee` or `early_termination`.
+    pub charge_kind: String,
+    /// The billing period the charge belongs to (an earlier one for corrections).
+    #[schema(value_type = String, format = Date)]
+    pub charge_period_start: jiff::civil::Date,
+    pub plan_version_id: Uuid,
+    pub correction: bool,
+    pub days: i64,
+    pub period_days: i64,
+    pub amount_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvoiceResponse {
+    pub id: Uuid,
+    pub subscriber_id: Uuid,
+    pub number: String,
+    pub status: lastmile_domain::billing::invoice::InvoiceStatus,
+    pub currency: String,
+    #[schema(value_type = String, format = Date)]
+    pub period_start: jiff::civil::Date,
+    #[schema(value_type = String, format = Date)]
+    pub period_end: jiff::civil::Date,
+    #[schema(value_type = String, format = DateTime)]
+    pub issued_at: Timestamp,
+    #[schema(value_type = String, format = Date)]
+    pub due_date: jiff::civil::Date,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub billing_run_id: Option<Uuid>,
+    /// Present on `GET /invoices/{id}`; lists omit lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<InvoiceLineResponse>>,
+}
+
+impl InvoiceResponse {
+    pub fn new(i: lastmile_domain::billing::invoice::Invoice, with_lines: bool) -> Self {
+        Self {
+            id: i.id.0,
+            subscriber_id: i.subscriber_id.0,
+            number: i.number,
+            status: i.status,
+            currency: i.currency.to_string(),
+            period_start: i.period_start,
+            period_end: i.period_end,
+            issued_at: i.issued_at,
+            due_date: i.due_date,
+            subtotal_minor: i.subtotal_minor,
+            tax_minor: i.tax_minor,
+            total_minor: i.total_minor,
+            billing_run_id: i.billing_run_id.map(|r| r.0),
+            lines: with_lines.then(|| {
+                i.lines
+                    .into_iter()
+                    .map(|l| InvoiceLineResponse {
+                        position: l.position,
+                        description: l.description,
+                        service_id: l.service_id.0,
+                        charge_kind: l.charge_kind.as_str().to_string(),
+                        charge_period_start: l.charge_period_start,
+                        plan_version_id: l.plan_version_id.0,
+                        correction: l.correction,
+                        days: l.days,
+                        period_days: l.period_days,
+                        amount_minor: l.amount_minor,
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BillingRunResponse {
+    pub id: Uuid,
+    #[schema(value_type = String, format = Date)]
+    pub as_of: jiff::civil::Date,
+    pub status: lastmile_domain::billing::invoice::BillingRunStatus,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    pub subscribers_processed: i64,
+    pub invoices_created: i64,
+    pub errors: Vec<lastmile_domain::billing::invoice::BillingRunError>,
+}
+
+impl From<lastmile_domain::billing::invoice::BillingRun> for BillingRunResponse {
+    fn from(r: lastmile_domain::billing::invoice::BillingRun) -> Self {
+        Self {
+            id: r.id.0,
+            as_of: r.as_of,
+            status: r.status,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            subscribers_processed: r.subscribers_processed,
+            invoices_created: r.invoices_created,
+            errors: r.errors,
+        }
+    }
+}

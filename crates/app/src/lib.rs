@@ -4,6 +4,7 @@
 //! jobs) so it lands in one transaction.
 
 mod audit;
+pub mod billing;
 pub mod clock;
 mod error;
 mod input;
@@ -32,6 +33,7 @@ pub struct AppConfig {
     pub backdate_window: SignedDuration,
     /// Job kinds that have an executor in this installation (others wait, visibly).
     pub executor_kinds: Vec<String>,
+    pub billing: billing::BillingConfig,
 }
 
 impl Default for AppConfig {
@@ -39,6 +41,7 @@ impl Default for AppConfig {
         Self {
             backdate_window: SignedDuration::from_hours(24 * 90),
             executor_kinds: Vec::new(),
+            billing: billing::BillingConfig::default(),
         }
     }
 }

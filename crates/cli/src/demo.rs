@@ -141,6 +141,8 @@ fn plans() -> Vec<PlanSpec> {
 enum Step {
     Create(usize),
     Act(usize, ServiceAction),
+    /// The daily billing run, as `serve` would have done it.
+    Bill,
 }
 
 fn err(e: lastmile_app::AppError) -> anyhow::Error {
@@ -171,7 +173,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
         app.secrets.clone(),
         AppConfig {
             backdate_window: SignedDuration::from_hours(24 * 365),
-            executor_kinds: Vec::new(),
+            ..(*app.config).clone()
         },
     );
     let actor = Actor::system("demo");
@@ -276,6 +278,11 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
             ));
         }
     }
+    let mut day_start = start;
+    while day_start < now {
+        steps.push((day_start + SignedDuration::from_mins(5), Step::Bill));
+        day_start += day;
+    }
     steps.retain(|(t, _)| *t < now);
     steps.sort_by_key(|(t, _)| *t);
 
@@ -356,6 +363,16 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                     .map_err(err)?;
                 services[i] = Some(svc.id);
             }
+            Step::Bill => {
+                let run = history
+                    .start_billing_run(history.billing_today())
+                    .await
+                    .map_err(err)?;
+                history
+                    .execute_billing_run(run, &|_| {})
+                    .await
+                    .map_err(err)?;
+            }
             Step::Act(i, action) => {
                 let Some(id) = services[i] else { continue };
                 // Steps drawn at random may not apply (e.g. a plan change to the same plan);
@@ -370,7 +387,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
         }
     }
     println!(
-        "seeded {} plans, {} NAS and {subscribers} subscribers with {} days of history",
+        "seeded {} plans, {} NAS and {subscribers} subscribers with {} days of history and daily billing runs",
         plan_ids.len(),
         nas_ids.len(),
         150

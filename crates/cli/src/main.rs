@@ -32,6 +32,18 @@ struct Cli {
     /// created on first start. `LASTMILE_SECRET_KEY` (hex) takes precedence.
     #[arg(long, global = true, default_value = "lastmile.key")]
     secret_key_file: PathBuf,
+    /// The operator's time zone (IANA name): billing periods and days are counted there.
+    #[arg(long, global = true, env = "LASTMILE_TIME_ZONE", default_value = "UTC")]
+    time_zone: String,
+    /// Invoice numbers: this prefix and a gap-free sequence.
+    #[arg(long, global = true, default_value = "INV-")]
+    invoice_prefix: String,
+    /// Days from the billing date to the due date.
+    #[arg(long, global = true, default_value_t = 14)]
+    payment_terms_days: i64,
+    /// Subscribers per atomic billing batch.
+    #[arg(long, global = true, default_value_t = 1000)]
+    billing_batch_size: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +58,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Billing.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
     },
     /// Seed a realistic small ISP (plans, NAS, ~200 subscribers with months of history),
     /// print an admin token, then serve.
@@ -66,6 +83,21 @@ struct ServeArgs {
     /// How many days in the past a service event may be dated.
     #[arg(long, default_value_t = 90)]
     backdate_days: i64,
+    /// Run billing daily in this process (disable on all but one node if you like; runs are
+    /// idempotent either way).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    billing_scheduler: bool,
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Invoice every subscriber whose billing period starts by the as-of date (idempotent;
+    /// resumes an interrupted run for the same date).
+    Run {
+        /// Billing date (YYYY-MM-DD, operator time zone); default today.
+        #[arg(long)]
+        as_of: Option<jiff::civil::Date>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +145,12 @@ async fn main() -> Result<()> {
             );
             println!("{token}");
             Ok(())
+        }
+        Command::Billing {
+            command: BillingCommand::Run { as_of },
+        } => {
+            let app = build_app(&cli, 90).await?;
+            billing_run(&app, *as_of).await
         }
         Command::Serve(args) => {
             let app = build_app(&cli, args.backdate_days).await?;
@@ -192,12 +230,74 @@ async fn build_app(cli: &Cli, backdate_days: i64) -> Result<App> {
     }
     let store = open_store(&cli.database_url).await?;
     let secrets = secret_box(&cli.secret_key_file)?;
+    let time_zone = jiff::tz::TimeZone::get(&cli.time_zone)
+        .with_context(|| format!("--time-zone {:?} is not an IANA time zone", cli.time_zone))?;
+    if !(0..=365).contains(&cli.payment_terms_days) {
+        bail!("--payment-terms-days must be between 0 and 365");
+    }
     let config = AppConfig {
         backdate_window: jiff::SignedDuration::from_hours(24 * backdate_days),
         executor_kinds: Vec::new(),
+        billing: lastmile_app::billing::BillingConfig {
+            time_zone,
+            payment_terms_days: cli.payment_terms_days,
+            invoice_prefix: cli.invoice_prefix.clone(),
+            batch_size: cli.billing_batch_size.clamp(1, 10_000),
+            ..Default::default()
+        },
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(App::new(store, clock, secrets, config))
+}
+
+async fn billing_run(app: &App, as_of: Option<jiff::civil::Date>) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let as_of = as_of.unwrap_or_else(|| app.billing_today());
+    let run = app
+        .start_billing_run(as_of)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if run.cursor.is_some() {
+        eprintln!("resuming billing run {} for {as_of}", run.id);
+    } else {
+        eprintln!("billing run {} for {as_of}", run.id);
+    }
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let report = move |r: &lastmile_domain::billing::invoice::BillingRun| {
+        let line = format!(
+            "{} subscribers, {} invoices, {} errors, {:.1}s",
+            r.subscribers_processed,
+            r.invoices_created,
+            r.errors.len(),
+            started.elapsed().as_secs_f64()
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("progress: {line}");
+        }
+    };
+    let done = app
+        .execute_billing_run(run, &report)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if tty {
+        eprintln!();
+    }
+    for e in &done.errors {
+        eprintln!("not billed: subscriber {}: {}", e.subscriber_id, e.message);
+    }
+    println!(
+        "billing run {} for {}: {} subscribers, {} invoices, {} errors",
+        done.id,
+        done.as_of,
+        done.subscribers_processed,
+        done.invoices_created,
+        done.errors.len()
+    );
+    Ok(())
 }
 
 async fn serve(app: App, args: &ServeArgs) -> Result<()> {
@@ -230,10 +330,10 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     let workers = tokio::spawn(runner.run(stop_rx.clone()));
-    let state = lastmile_http::AppState {
-        app: app.clone(),
-        metrics,
-    };
+    let scheduler = args
+        .billing_scheduler
+        .then(|| tokio::spawn(billing_scheduler(app.clone(), stop_rx.clone())));
+    let state = lastmile_http::AppState::new(app.clone(), metrics);
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
@@ -247,7 +347,40 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
         .await
         .context("HTTP server")?;
     workers.await.context("job runner")?;
+    if let Some(s) = scheduler {
+        s.await.context("billing scheduler")?;
+    }
     Ok(())
+}
+
+/// Runs billing once a day (operator time zone), at start-up and then whenever the date
+/// changes. Runs are idempotent, so several nodes doing this at once invoice nothing twice.
+/// Stopping mid-run is safe: each batch is atomic and the next run resumes.
+async fn billing_scheduler(app: App, mut stop: watch::Receiver<bool>) {
+    let mut done: Option<jiff::civil::Date> = None;
+    loop {
+        let today = app.billing_today();
+        if done != Some(today) {
+            let work = async {
+                let run = app.start_billing_run(today).await?;
+                app.execute_billing_run(run, &|_| {}).await
+            };
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                r = work => match r {
+                    Ok(run) => {
+                        tracing::info!(as_of = %today, invoices = run.invoices_created, errors = run.errors.len(), "daily billing run done");
+                        done = Some(today);
+                    }
+                    Err(e) => tracing::error!(error = %e, "daily billing run failed; retrying later"),
+                },
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -49,6 +49,8 @@ impl Role {
             SuspendServices => matches!(self, Admin | Billing | Support | Noc),
             RetryJobs => matches!(self, Admin | Noc),
             ReadAudit => matches!(self, Admin | Billing | Support | Noc | Readonly),
+            ReadBilling => matches!(self, Admin | Billing | Support | Readonly),
+            RunBilling => matches!(self, Admin | Billing),
         }
     }
 }
@@ -90,10 +92,14 @@ pub enum Permission {
     RetryJobs,
     /// Read the audit trail.
     ReadAudit,
+    /// Read invoices and billing runs.
+    ReadBilling,
+    /// Start billing runs (and, later, issue, void and credit invoices).
+    RunBilling,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::Read,
         Permission::WriteSubscribers,
         Permission::WritePlans,
@@ -102,6 +108,8 @@ impl Permission {
         Permission::SuspendServices,
         Permission::RetryJobs,
         Permission::ReadAudit,
+        Permission::ReadBilling,
+        Permission::RunBilling,
     ];
 }
 
@@ -124,7 +132,10 @@ mod tests {
             assert!(Role::Admin.allows(p));
             assert_eq!(
                 Role::Readonly.allows(p),
-                matches!(p, Permission::Read | Permission::ReadAudit)
+                matches!(
+                    p,
+                    Permission::Read | Permission::ReadAudit | Permission::ReadBilling
+                )
             );
         }
     }

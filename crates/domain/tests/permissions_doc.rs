@@ -14,6 +14,8 @@ fn permission(name: &str) -> Permission {
         "suspend services" => Permission::SuspendServices,
         "retry jobs" => Permission::RetryJobs,
         "read audit" => Permission::ReadAudit,
+        "read billing" => Permission::ReadBilling,
+        "run billing" => Permission::RunBilling,
         other => panic!("ARCHITECTURE.md names an unknown permission {other:?}"),
     }
 }

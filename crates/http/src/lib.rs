@@ -15,8 +15,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use lastmile_app::App;
+use lastmile_domain::ids::BillingRunId;
 use metrics::Metrics;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +27,19 @@ use utoipa_axum::router::OpenApiRouter;
 pub struct AppState {
     pub app: App,
     pub metrics: Arc<Metrics>,
+    /// Billing runs this process is executing, so a second POST does not start a second
+    /// executor of the same run.
+    pub billing_runs: Arc<Mutex<HashSet<BillingRunId>>>,
+}
+
+impl AppState {
+    pub fn new(app: App, metrics: Arc<Metrics>) -> Self {
+        Self {
+            app,
+            metrics,
+            billing_runs: Arc::default(),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -41,7 +56,7 @@ pub struct AppState {
     security(("bearer" = [])),
     tags(
         (name = "subscribers"), (name = "plans"), (name = "nas"), (name = "services"),
-        (name = "provisioning-jobs"), (name = "audit-events")
+        (name = "provisioning-jobs"), (name = "audit-events"), (name = "billing")
     )
 )]
 struct ApiDoc;

@@ -8,6 +8,7 @@
 //! reservations `INSERT … ON CONFLICT DO NOTHING` and then lock the key with `FOR UPDATE`.
 //! Transactions run at PostgreSQL's default `READ COMMITTED`.
 
+mod billing;
 mod migrate;
 mod row;
 
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
+use lastmile_domain::billing::invoice::{BillingRun, Invoice};
 use lastmile_domain::ids::*;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
 use lastmile_domain::nas::Nas;
@@ -847,6 +849,50 @@ impl Store for PgStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn plan_catalog(&self) -> Result<Vec<(String, PlanVersion)>> {
+        billing::plan_catalog(self).await
+    }
+
+    async fn billing_inputs(
+        &self,
+        after: Option<SubscriberId>,
+        limit: u32,
+    ) -> Result<Vec<BillingInput>> {
+        billing::billing_inputs(self, after, limit).await
+    }
+
+    async fn insert_billing_run(&self, run: &BillingRun) -> Result<()> {
+        billing::insert_billing_run(self, run).await
+    }
+
+    async fn get_billing_run(&self, id: BillingRunId) -> Result<Option<BillingRun>> {
+        billing::get_billing_run(self, id).await
+    }
+
+    async fn list_billing_runs(&self, page: Page) -> Result<Vec<BillingRun>> {
+        billing::list_billing_runs(self, page).await
+    }
+
+    async fn unfinished_billing_run(&self, as_of: jiff::civil::Date) -> Result<Option<BillingRun>> {
+        billing::unfinished_billing_run(self, as_of).await
+    }
+
+    async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64> {
+        billing::commit_billing_batch(self, batch).await
+    }
+
+    async fn complete_billing_run(&self, id: BillingRunId, now: Timestamp) -> Result<()> {
+        billing::complete_billing_run(self, id, now).await
+    }
+
+    async fn get_invoice(&self, id: InvoiceId) -> Result<Option<Invoice>> {
+        billing::get_invoice(self, id).await
+    }
+
+    async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>> {
+        billing::list_invoices(self, filter, page).await
     }
 
     async fn list_audit_events(&self, f: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {

@@ -8,8 +8,10 @@ use lastmile_store::Result;
 use sqlx::PgPool;
 
 /// `(version, name, sql)`.
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/0001_core.sql")),
+    (2, "billing", include_str!("../migrations/0002_billing.sql")),
+];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in
 /// ASCII.

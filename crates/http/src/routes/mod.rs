@@ -1,4 +1,5 @@
 mod audit;
+mod billing;
 mod jobs;
 mod nas;
 mod plans;
@@ -16,4 +17,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(jobs::router())
         .merge(audit::router())
+        .merge(billing::router())
 }

@@ -78,10 +78,7 @@ impl TestApp {
                 .unwrap();
             tokens.insert(role, token);
         }
-        let router = lastmile_http::router(AppState {
-            app: app.clone(),
-            metrics: Metrics::new(),
-        });
+        let router = lastmile_http::router(AppState::new(app.clone(), Metrics::new()));
         Self {
             router,
             app,
