@@ -100,7 +100,9 @@ impl App {
         let cfg = &self.config.billing;
         let mut cursor = run.cursor;
         loop {
+            let t_load = std::time::Instant::now();
             let inputs = self.store.billing_inputs(cursor, cfg.batch_size).await?;
+            let load = t_load.elapsed();
             let Some(last) = inputs.last().map(|i| i.subscriber.id) else {
                 break;
             };
@@ -119,6 +121,7 @@ impl App {
                     }
                 }
             }
+            let rate = t_load.elapsed() - load;
             self.store
                 .commit_billing_batch(&BillingBatch {
                     run: run.id,
@@ -129,6 +132,13 @@ impl App {
                     number_prefix: cfg.invoice_prefix.clone(),
                 })
                 .await?;
+            tracing::debug!(
+                subscribers = inputs.len(),
+                load_ms = load.as_millis() as u64,
+                rate_ms = rate.as_millis() as u64,
+                commit_ms = (t_load.elapsed() - load - rate).as_millis() as u64,
+                "billing batch"
+            );
             cursor = Some(last);
             if let Some(r) = self.store.get_billing_run(run.id).await? {
                 progress(&r);

@@ -1,6 +1,7 @@
 //! `lastmile`: the one binary. `serve` runs the HTTP API and the job workers in one process;
 //! `migrate`, `token create` and `demo` are the operator's tools.
 
+mod bench;
 mod demo;
 
 use anyhow::{bail, Context, Result};
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Load tools that measure the system on this machine.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Seed a realistic small ISP (plans, NAS, ~200 subscribers with months of history),
     /// print an admin token, then serve.
     Demo {
@@ -97,6 +103,22 @@ enum BillingCommand {
         /// Billing date (YYYY-MM-DD, operator time zone); default today.
         #[arg(long)]
         as_of: Option<jiff::civil::Date>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Seed N subscribers (1–2 services, a few timeline events each) into an empty database,
+    /// then time a full billing run and a no-op rerun.
+    Billing {
+        #[arg(long, default_value_t = 100_000)]
+        subscribers: usize,
+        /// Billing date of the measured run.
+        #[arg(long, default_value = "2026-06-01")]
+        as_of: jiff::civil::Date,
+        /// Concurrent seeding tasks.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
     },
 }
 
@@ -152,6 +174,17 @@ async fn main() -> Result<()> {
             let app = build_app(&cli, 90).await?;
             billing_run(&app, *as_of).await
         }
+        Command::Bench {
+            command:
+                BenchCommand::Billing {
+                    subscribers,
+                    as_of,
+                    workers,
+                },
+        } => {
+            let app = build_app(&cli, 90).await?;
+            bench::billing(&app, *subscribers, *as_of, (*workers).max(1)).await
+        }
         Command::Serve(args) => {
             let app = build_app(&cli, args.backdate_days).await?;
             serve(app, args).await
@@ -198,13 +231,30 @@ fn secret_box(path: &PathBuf) -> Result<SecretBox> {
         return SecretBox::from_hex(&hex).context("LASTMILE_SECRET_KEY");
     }
     if !path.exists() {
-        let key = SecretBox::generate_key()?;
-        write_private(path, &key).with_context(|| format!("creating {}", path.display()))?;
-        tracing::warn!(path = %path.display(), "created a new secret key; back it up with the database");
+        create_key_file(path).with_context(|| format!("creating {}", path.display()))?;
     }
     let hex =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     SecretBox::from_hex(&hex).with_context(|| format!("secret key in {}", path.display()))
+}
+
+/// Creates the key file atomically: written in full under a temporary name, then linked into
+/// place. Two processes starting at once both succeed and end up with the same key.
+fn create_key_file(path: &PathBuf) -> Result<()> {
+    let key = SecretBox::generate_key()?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    write_private(&tmp, &key)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "created a new secret key; back it up with the database");
+            Ok(())
+        }
+        // Someone else created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(unix)]

@@ -104,6 +104,8 @@ fn field_at_fault(path: &str, message: &str, whole: &str) -> String {
     match (path, named) {
         (".", Some(name)) => name.to_string(),
         (".", None) => whole.to_string(),
+        // Unknown fields already carry their name in the path.
+        (p, Some(name)) if p == name || p.ends_with(&format!(".{name}")) => p.to_string(),
         (p, Some(name)) => format!("{p}.{name}"),
         (p, None) => p.to_string(),
     }

@@ -245,34 +245,47 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
         });
         q.build().execute(&mut *tx).await.map_err(db_err)?;
     }
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT errors FROM billing_runs WHERE id = $1")
-            .bind(id(b.run.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    let Some(stored) = stored else {
+    let stored = sqlx::query("SELECT cursor, errors FROM billing_runs WHERE id = $1")
+        .bind(id(b.run.0))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let Some(stored) = stored.map(Row) else {
         return Err(StoreError::NotFound {
             entity: "billing run",
         });
     };
-    let mut errors: Vec<lastmile_domain::billing::invoice::BillingRunError> =
-        serde_json::from_str(&stored).map_err(StoreError::corrupt)?;
-    errors.extend(b.errors.iter().cloned());
-    sqlx::query(
-        "UPDATE billing_runs SET cursor = $2,
-             subscribers_processed = subscribers_processed + $3,
-             invoices_created = invoices_created + $4, errors = $5
-         WHERE id = $1",
-    )
-    .bind(id(b.run.0))
-    .bind(id(b.cursor.0))
-    .bind(b.subscribers)
-    .bind(fresh.len() as i64)
-    .bind(rows::to_json(&errors).to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?;
+    // Another executor of the same run may have committed this batch already: then its
+    // invoices were filtered out above and its progress is counted once, not twice.
+    let advances = stored.opt_uuid("cursor")?.is_none_or(|c| c < b.cursor.0);
+    if advances {
+        let mut errors: Vec<lastmile_domain::billing::invoice::BillingRunError> =
+            stored.decoded("errors")?;
+        errors.extend(b.errors.iter().cloned());
+        sqlx::query(
+            "UPDATE billing_runs SET cursor = $2,
+                 subscribers_processed = subscribers_processed + $3,
+                 invoices_created = invoices_created + $4, errors = $5
+             WHERE id = $1",
+        )
+        .bind(id(b.run.0))
+        .bind(id(b.cursor.0))
+        .bind(b.subscribers)
+        .bind(fresh.len() as i64)
+        .bind(rows::to_json(&errors).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    } else {
+        sqlx::query(
+            "UPDATE billing_runs SET invoices_created = invoices_created + $2 WHERE id = $1",
+        )
+        .bind(id(b.run.0))
+        .bind(fresh.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
     tx.commit().await.map_err(db_err)?;
     Ok(fresh.len() as u64)
 }

@@ -68,6 +68,7 @@ impl TestApp {
         let config = AppConfig {
             backdate_window: SignedDuration::from_hours(24 * 30),
             executor_kinds: vec![],
+            billing: Default::default(),
         };
         let app = App::new(store, clock.clone(), secrets, config);
         let mut tokens = HashMap::new();
