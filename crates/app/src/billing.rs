@@ -98,48 +98,55 @@ impl App {
     ) -> AppResult<BillingRun> {
         let catalog = self.catalog().await?;
         let cfg = &self.config.billing;
-        let mut cursor = run.cursor;
+        let mut loaded = self.store.billing_inputs(run.cursor, cfg.batch_size).await?;
         loop {
-            let t_load = std::time::Instant::now();
-            let inputs = self.store.billing_inputs(cursor, cfg.batch_size).await?;
-            let load = t_load.elapsed();
-            let Some(last) = inputs.last().map(|i| i.subscriber.id) else {
+            let Some(last) = loaded.last().map(|i| i.subscriber.id) else {
                 break;
             };
-            let mut invoices = Vec::new();
-            let mut errors = Vec::new();
-            for input in &inputs {
-                match self.rate_subscriber(input, run.id, run.as_of, &catalog) {
-                    Ok(Some(inv)) => invoices.push(inv),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(subscriber = %input.subscriber.id, error = %e, "subscriber not billed");
-                        errors.push(BillingRunError {
-                            subscriber_id: input.subscriber.id,
-                            message: e.to_string(),
-                        });
+            let inputs = std::mem::take(&mut loaded);
+            let started = std::time::Instant::now();
+            // Load the next batch while this one is rated and committed: reads and the write
+            // go over different connections, so the two overlap.
+            let work = async {
+                let mut invoices = Vec::new();
+                let mut errors = Vec::new();
+                for input in &inputs {
+                    match self.rate_subscriber(input, run.id, run.as_of, &catalog) {
+                        Ok(Some(inv)) => invoices.push(inv),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(subscriber = %input.subscriber.id, error = %e, "subscriber not billed");
+                            errors.push(BillingRunError {
+                                subscriber_id: input.subscriber.id,
+                                message: e.to_string(),
+                            });
+                        }
                     }
                 }
-            }
-            let rate = t_load.elapsed() - load;
-            self.store
-                .commit_billing_batch(&BillingBatch {
-                    run: run.id,
-                    invoices,
-                    cursor: last,
-                    subscribers: inputs.len() as i64,
-                    errors,
-                    number_prefix: cfg.invoice_prefix.clone(),
-                })
-                .await?;
+                let rated = started.elapsed();
+                self.store
+                    .commit_billing_batch(&BillingBatch {
+                        run: run.id,
+                        invoices,
+                        cursor: last,
+                        subscribers: inputs.len() as i64,
+                        errors,
+                        number_prefix: cfg.invoice_prefix.clone(),
+                    })
+                    .await?;
+                Ok::<_, AppError>((rated, started.elapsed()))
+            };
+            let prefetch = self.store.billing_inputs(Some(last), cfg.batch_size);
+            let (done, next) = tokio::join!(work, prefetch);
+            let (rated, committed) = done?;
+            loaded = next?;
             tracing::debug!(
                 subscribers = inputs.len(),
-                load_ms = load.as_millis() as u64,
-                rate_ms = rate.as_millis() as u64,
-                commit_ms = (t_load.elapsed() - load - rate).as_millis() as u64,
+                rate_ms = rated.as_millis() as u64,
+                commit_ms = (committed - rated).as_millis() as u64,
+                with_next_load_ms = started.elapsed().as_millis() as u64,
                 "billing batch"
             );
-            cursor = Some(last);
             if let Some(r) = self.store.get_billing_run(run.id).await? {
                 progress(&r);
             }
