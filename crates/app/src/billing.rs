@@ -99,10 +99,7 @@ impl App {
         let catalog = self.catalog().await?;
         let cfg = &self.config.billing;
         let mut loaded = self.store.billing_inputs(run.cursor, cfg.batch_size).await?;
-        loop {
-            let Some(last) = loaded.last().map(|i| i.subscriber.id) else {
-                break;
-            };
+        while let Some(last) = loaded.last().map(|i| i.subscriber.id) {
             let inputs = std::mem::take(&mut loaded);
             let started = std::time::Instant::now();
             // Load the next batch while this one is rated and committed: reads and the write
