@@ -98,7 +98,10 @@ impl App {
     ) -> AppResult<BillingRun> {
         let catalog = self.catalog().await?;
         let cfg = &self.config.billing;
-        let mut loaded = self.store.billing_inputs(run.cursor, cfg.batch_size).await?;
+        let mut loaded = self
+            .store
+            .billing_inputs(run.cursor, cfg.batch_size)
+            .await?;
         while let Some(last) = loaded.last().map(|i| i.subscriber.id) {
             let inputs = std::mem::take(&mut loaded);
             let started = std::time::Instant::now();
