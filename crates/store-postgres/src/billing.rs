@@ -1,19 +1,30 @@
 //! Billing queries (PostgreSQL). Same behaviour as the SQLite backend's `billing.rs`, written
-//! for throughput: a billing run reads its subscribers by id range and writes each batch with
-//! a handful of set-based statements (arrays bound once, unpacked by `UNNEST`), whatever the
-//! batch size.
+//! for throughput, with a fixed number of statements per batch whatever its size:
+//!
+//! - `billing_inputs` reads a batch's subscribers and then their history by id range (index
+//!   range scans, never a list of ids), in one REPEATABLE READ snapshot.
+//! - `commit_billing_batch` locks the invoice counter, finds the (subscriber, period) pairs that
+//!   already have an invoice with one statement (arrays bound once, unpacked by `UNNEST`),
+//!   checks the references of the rest with another (the billing tables have no foreign keys
+//!   here, see migrations/0002_billing.sql), and streams invoices and lines in with binary
+//!   `COPY`.
 
 use crate::row::{db_err, Row};
 use crate::{collect, paginate, PgStore};
 use jiff::civil::Date;
 use jiff::Timestamp;
-use lastmile_domain::billing::invoice::{BillingRun, BillingRunStatus, Invoice, NewInvoice};
+use lastmile_domain::billing::invoice::{
+    BillingRun, BillingRunStatus, Invoice, InvoiceStatus, NewInvoice,
+};
 use lastmile_domain::ids::*;
 use lastmile_domain::plan::PlanVersion;
 use lastmile_store::rows::{self, micros, to_json, RowGet};
 use lastmile_store::*;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
 use uuid::Uuid;
 
 /// The counter that numbers invoices (shared with `next_counter`'s namespace).
@@ -95,11 +106,16 @@ pub async fn billing_inputs(
     .await
     .map_err(db_err)?;
     let events = collect(events, rows::timeline_event)?;
+    // Both sides of the join are restricted to the range (a line's subscriber is its
+    // invoice's: `commit_billing_batch` writes them from one `NewInvoice`). Without the range
+    // on `invoices` the planner hashes the whole table for every batch, and a run slows down
+    // with every month of history.
     let invoiced = sqlx::query(
         "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
                 l.plan_version_id, l.amount_minor
          FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-         WHERE l.subscriber_id >= $1 AND l.subscriber_id <= $2 AND i.status <> 'void'",
+         WHERE l.subscriber_id >= $1 AND l.subscriber_id <= $2
+           AND i.subscriber_id >= $1 AND i.subscriber_id <= $2 AND i.status <> 'void'",
     )
     .bind(first)
     .bind(last)
@@ -189,6 +205,56 @@ pub async fn unfinished_billing_run(s: &PgStore, as_of: Date) -> Result<Option<B
 }
 
 pub async fn commit_billing_batch(s: &PgStore, b: &BillingBatch) -> Result<u64> {
+    // The references of the batch are checked on a second connection, when one is idle right
+    // now, while this one writes: the check (a few thousand index probes) then costs a
+    // PostgreSQL backend on the other core instead of time in the transaction that holds the
+    // invoice counter. It is conservative (a line's invoice counts as present only if it is
+    // the line's own); anything it cannot confirm is checked exactly, in the transaction,
+    // before commit. Only an idle connection is taken, never waited for, so concurrent
+    // batches cannot starve the pool.
+    let spare = s.pool.try_acquire();
+    let early = async move {
+        match spare {
+            Some(mut conn) => {
+                let refs = References::of(b.invoices.iter(), |inv, id| id == inv.id.0);
+                references_exist(&mut conn, refs).await.map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let (early, written) = join(early, write_batch(s, b)).await;
+    let (mut tx, fresh, run_found) = written?;
+    if !fresh.is_empty() && !matches!(early, Ok(Some(true))) {
+        let ids: HashSet<Uuid> = fresh.iter().map(|i| i.id.0).collect();
+        let refs = References::of(fresh.iter().copied(), |_, id| ids.contains(&id));
+        if !references_exist(&mut tx, refs).await? {
+            // What `db_err` makes of a foreign key violation (SQLite's error for this, which
+            // it reports before finding the run missing).
+            return Err(StoreError::InUse {
+                entity: "record",
+                by: "other records",
+            });
+        }
+    }
+    if !run_found {
+        return Err(StoreError::NotFound {
+            entity: "billing run",
+        });
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(fresh.len() as u64)
+}
+
+/// Everything `commit_billing_batch` writes, in a transaction left open for the caller to
+/// commit or drop; the invoices it inserted; whether the run exists (its progress recorded).
+async fn write_batch<'a>(
+    s: &PgStore,
+    b: &'a BillingBatch,
+) -> Result<(
+    sqlx::Transaction<'static, Postgres>,
+    Vec<&'a NewInvoice>,
+    bool,
+)> {
     let mut tx = s.begin().await?;
     // The counter row is locked first: concurrent batches (of any run) queue here, one
     // transaction at a time from this point to its commit. So the existence check below sees
@@ -217,11 +283,17 @@ pub async fn commit_billing_batch(s: &PgStore, b: &BillingBatch) -> Result<u64> 
         insert_invoices(&mut tx, &fresh, base + 1, &b.number_prefix).await?;
         insert_lines(&mut tx, &fresh).await?;
     }
-    // `||` appends the batch's errors to the stored array.
+    // Progress. Another executor of the same run may have committed this batch already:
+    // then its invoices were filtered out above, and its subscribers and errors are counted
+    // once, not twice: only a batch that moves the cursor forward records them. (All right-
+    // hand sides see the row as it was; `||` appends to the stored array.)
     let done = sqlx::query(
-        "UPDATE billing_runs SET cursor = $2,
-             subscribers_processed = subscribers_processed + $3,
-             invoices_created = invoices_created + $4, errors = errors || $5
+        "UPDATE billing_runs SET
+             cursor = CASE WHEN cursor IS NULL OR cursor < $2 THEN $2 ELSE cursor END,
+             subscribers_processed = subscribers_processed
+                 + CASE WHEN cursor IS NULL OR cursor < $2 THEN $3 ELSE 0 END,
+             invoices_created = invoices_created + $4,
+             errors = CASE WHEN cursor IS NULL OR cursor < $2 THEN errors || $5 ELSE errors END
          WHERE id = $1",
     )
     .bind(b.run.0)
@@ -232,17 +304,41 @@ pub async fn commit_billing_batch(s: &PgStore, b: &BillingBatch) -> Result<u64> 
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::NotFound {
-            entity: "billing run",
-        });
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(count as u64)
+    let run_found = done.rows_affected() == 1;
+    Ok((tx, fresh, run_found))
 }
 
-/// The invoices of `all` whose subscriber has no invoice for that period yet: one lookup of
-/// all the batch's (subscriber, period) pairs against the unique index.
+/// Polls both futures on the current task until both are done (`tokio::join!` for two, without
+/// depending on tokio here).
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    poll_fn(move |cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// The invoices of `all` whose subscriber has no invoice for that period yet: one statement
+/// probes the unique index once per (subscriber, period) pair of the batch. (`LATERAL …
+/// LIMIT 1` keeps it a probe per pair: as a plain join, the planner, knowing the array's
+/// length, prefers hashing all of `invoices`, which grows with every run.)
 async fn without_existing<'a>(
     tx: &mut PgConnection,
     all: &'a [NewInvoice],
@@ -253,10 +349,11 @@ async fn without_existing<'a>(
     let subs: Vec<Uuid> = all.iter().map(|i| i.subscriber_id.0).collect();
     let periods: Vec<String> = all.iter().map(|i| i.period_start.to_string()).collect();
     let existing: HashSet<(Uuid, String)> = sqlx::query(
-        "SELECT i.subscriber_id, i.period_start
-         FROM UNNEST($1::uuid[], $2::text[]) AS b (subscriber_id, period_start)
-         JOIN invoices i
-           ON i.subscriber_id = b.subscriber_id AND i.period_start = b.period_start",
+        "SELECT b.subscriber_id, b.period_start
+         FROM UNNEST($1::uuid[], $2::text[]) AS b (subscriber_id, period_start),
+         LATERAL (SELECT 1 FROM invoices i
+                  WHERE i.subscriber_id = b.subscriber_id AND i.period_start = b.period_start
+                  LIMIT 1) AS found",
     )
     .bind(subs)
     .bind(periods)
@@ -278,6 +375,82 @@ async fn without_existing<'a>(
         .collect())
 }
 
+/// The distinct ids a set of invoices refers to, by table: what SQLite's foreign keys on
+/// invoices and lines check (see migrations/0002_billing.sql). `inserted_with(invoice, id)`
+/// tells whether a line's invoice `id` is inserted together with the line (so needs no
+/// lookup).
+struct References {
+    subscribers: BTreeSet<Uuid>,
+    runs: BTreeSet<Uuid>,
+    services: BTreeSet<Uuid>,
+    versions: BTreeSet<Uuid>,
+    invoices: BTreeSet<Uuid>,
+}
+
+impl References {
+    fn of<'a>(
+        invs: impl Iterator<Item = &'a NewInvoice>,
+        inserted_with: impl Fn(&NewInvoice, Uuid) -> bool,
+    ) -> Self {
+        let mut r = Self {
+            subscribers: BTreeSet::new(),
+            runs: BTreeSet::new(),
+            services: BTreeSet::new(),
+            versions: BTreeSet::new(),
+            invoices: BTreeSet::new(),
+        };
+        for inv in invs {
+            r.subscribers.insert(inv.subscriber_id.0);
+            r.runs.extend(inv.billing_run_id.map(|id| id.0));
+            for l in &inv.lines {
+                r.services.insert(l.service_id.0);
+                r.versions.insert(l.plan_version_id.0);
+                if !inserted_with(inv, l.invoice_id.0) {
+                    r.invoices.insert(l.invoice_id.0);
+                }
+            }
+        }
+        r
+    }
+}
+
+/// Whether every id of `refs` exists, in one statement that probes each distinct id once
+/// through its table's primary key (`LATERAL … LIMIT 1`, as in `without_existing`).
+async fn references_exist(conn: &mut PgConnection, refs: References) -> Result<bool> {
+    let sets = [
+        refs.subscribers,
+        refs.runs,
+        refs.services,
+        refs.versions,
+        refs.invoices,
+    ];
+    let expected = sets.each_ref().map(|s| s.len() as i64);
+    let [subscribers, runs, services, versions, invoices] =
+        sets.map(|s| s.into_iter().collect::<Vec<Uuid>>());
+    let found: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT
+             (SELECT count(*) FROM UNNEST($1::uuid[]) AS r (id),
+                 LATERAL (SELECT 1 FROM subscribers t WHERE t.id = r.id LIMIT 1) AS f),
+             (SELECT count(*) FROM UNNEST($2::uuid[]) AS r (id),
+                 LATERAL (SELECT 1 FROM billing_runs t WHERE t.id = r.id LIMIT 1) AS f),
+             (SELECT count(*) FROM UNNEST($3::uuid[]) AS r (id),
+                 LATERAL (SELECT 1 FROM services t WHERE t.id = r.id LIMIT 1) AS f),
+             (SELECT count(*) FROM UNNEST($4::uuid[]) AS r (id),
+                 LATERAL (SELECT 1 FROM plan_versions t WHERE t.id = r.id LIMIT 1) AS f),
+             (SELECT count(*) FROM UNNEST($5::uuid[]) AS r (id),
+                 LATERAL (SELECT 1 FROM invoices t WHERE t.id = r.id LIMIT 1) AS f)",
+    )
+    .bind(subscribers)
+    .bind(runs)
+    .bind(services)
+    .bind(versions)
+    .bind(invoices)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok([found.0, found.1, found.2, found.3, found.4] == expected)
+}
+
 /// Inserts `invs` numbered `prefix` + `first`, `first + 1`, … in batch order.
 async fn insert_invoices(
     tx: &mut PgConnection,
@@ -285,54 +458,32 @@ async fn insert_invoices(
     first: i64,
     prefix: &str,
 ) -> Result<()> {
-    let n = invs.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut subs = Vec::with_capacity(n);
-    let mut numbers = Vec::with_capacity(n);
-    let mut currencies = Vec::with_capacity(n);
-    let mut starts = Vec::with_capacity(n);
-    let mut ends = Vec::with_capacity(n);
-    let mut issued = Vec::with_capacity(n);
-    let mut dues = Vec::with_capacity(n);
-    let mut totals = Vec::with_capacity(n);
-    let mut runs: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut rows = CopyRows::new(invs.len() * 200);
     for (i, inv) in invs.iter().enumerate() {
-        ids.push(inv.id.0);
-        subs.push(inv.subscriber_id.0);
-        numbers.push(format!("{prefix}{:06}", first + i as i64));
-        currencies.push(inv.currency.as_str().to_string());
-        starts.push(inv.period_start.to_string());
-        ends.push(inv.period_end.to_string());
-        issued.push(micros(inv.issued_at));
-        dues.push(inv.due_date.to_string());
-        totals.push(inv.total_minor());
-        runs.push(inv.billing_run_id.map(|r| r.0));
+        let total = inv.total_minor();
+        rows.row(13);
+        rows.uuid(inv.id.0);
+        rows.uuid(inv.subscriber_id.0);
+        rows.text(&format!("{prefix}{:06}", first + i as i64))?;
+        rows.text(InvoiceStatus::Issued.as_str())?;
+        rows.text(inv.currency.as_str())?;
+        rows.text(&inv.period_start.to_string())?;
+        rows.text(&inv.period_end.to_string())?;
+        rows.i64(micros(inv.issued_at));
+        rows.text(&inv.due_date.to_string())?;
+        rows.i64(total);
+        rows.i64(0);
+        rows.i64(total);
+        rows.opt_uuid(inv.billing_run_id.map(|r| r.0));
     }
-    sqlx::query(
-        "INSERT INTO invoices (id, subscriber_id, number, status, currency, period_start,
-             period_end, issued_at, due_date, subtotal_minor, tax_minor, total_minor,
-             billing_run_id)
-         SELECT id, subscriber_id, number, 'issued', currency, period_start, period_end,
-             issued_at, due_date, total, 0, total, billing_run_id
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $7::bigint[], $8::text[], $9::bigint[], $10::uuid[])
-             AS t (id, subscriber_id, number, currency, period_start, period_end, issued_at,
-                   due_date, total, billing_run_id)",
+    copy_in(
+        tx,
+        "COPY invoices (id, subscriber_id, number, status, currency, period_start, period_end,
+             issued_at, due_date, subtotal_minor, tax_minor, total_minor, billing_run_id)
+         FROM STDIN (FORMAT binary)",
+        rows,
     )
-    .bind(ids)
-    .bind(subs)
-    .bind(numbers)
-    .bind(currencies)
-    .bind(starts)
-    .bind(ends)
-    .bind(issued)
-    .bind(dues)
-    .bind(totals)
-    .bind(runs)
-    .execute(&mut *tx)
     .await
-    .map_err(db_err)?;
-    Ok(())
 }
 
 async fn insert_lines(tx: &mut PgConnection, invs: &[&NewInvoice]) -> Result<()> {
@@ -340,59 +491,96 @@ async fn insert_lines(tx: &mut PgConnection, invs: &[&NewInvoice]) -> Result<()>
     if n == 0 {
         return Ok(());
     }
-    let mut ids = Vec::with_capacity(n);
-    let mut invoice_ids = Vec::with_capacity(n);
-    let mut subs = Vec::with_capacity(n);
-    let mut positions = Vec::with_capacity(n);
-    let mut descriptions = Vec::with_capacity(n);
-    let mut services = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut starts = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut corrections = Vec::with_capacity(n);
-    let mut days = Vec::with_capacity(n);
-    let mut period_days = Vec::with_capacity(n);
-    let mut amounts = Vec::with_capacity(n);
+    let mut rows = CopyRows::new(n * 250);
     for l in invs.iter().flat_map(|i| i.lines.iter()) {
-        ids.push(l.id.0);
-        invoice_ids.push(l.invoice_id.0);
-        subs.push(l.subscriber_id.0);
-        positions.push(i64::from(l.position));
-        descriptions.push(l.description.as_str());
-        services.push(l.service_id.0);
-        kinds.push(l.charge_kind.as_str());
-        starts.push(l.charge_period_start.to_string());
-        versions.push(l.plan_version_id.0);
-        corrections.push(i64::from(l.correction));
-        days.push(l.days);
-        period_days.push(l.period_days);
-        amounts.push(l.amount_minor);
+        rows.row(13);
+        rows.uuid(l.id.0);
+        rows.uuid(l.invoice_id.0);
+        rows.uuid(l.subscriber_id.0);
+        rows.i64(i64::from(l.position));
+        rows.text(&l.description)?;
+        rows.uuid(l.service_id.0);
+        rows.text(l.charge_kind.as_str())?;
+        rows.text(&l.charge_period_start.to_string())?;
+        rows.uuid(l.plan_version_id.0);
+        rows.i64(i64::from(l.correction));
+        rows.i64(l.days);
+        rows.i64(l.period_days);
+        rows.i64(l.amount_minor);
     }
-    sqlx::query(
-        "INSERT INTO invoice_lines (id, invoice_id, subscriber_id, position, description,
-             service_id, charge_kind, charge_period_start, plan_version_id, correction, days,
-             period_days, amount_minor)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
-             $6::uuid[], $7::text[], $8::text[], $9::uuid[], $10::bigint[], $11::bigint[],
-             $12::bigint[], $13::bigint[])",
+    copy_in(
+        tx,
+        "COPY invoice_lines (id, invoice_id, subscriber_id, position, description, service_id,
+             charge_kind, charge_period_start, plan_version_id, correction, days, period_days,
+             amount_minor)
+         FROM STDIN (FORMAT binary)",
+        rows,
     )
-    .bind(ids)
-    .bind(invoice_ids)
-    .bind(subs)
-    .bind(positions)
-    .bind(descriptions)
-    .bind(services)
-    .bind(kinds)
-    .bind(starts)
-    .bind(versions)
-    .bind(corrections)
-    .bind(days)
-    .bind(period_days)
-    .bind(amounts)
-    .execute(&mut *tx)
     .await
-    .map_err(db_err)?;
+}
+
+/// Streams `rows` into `COPY … FROM STDIN (FORMAT binary)`. A constraint violation fails it
+/// like the same rows' INSERT would (PostgreSQL names the constraint).
+async fn copy_in(tx: &mut PgConnection, statement: &'static str, rows: CopyRows) -> Result<()> {
+    let mut copy = tx.copy_in_raw(statement).await.map_err(db_err)?;
+    // On an error the dropped `copy` aborts the COPY; the transaction is rolled back anyway.
+    copy.send(rows.finish()).await.map_err(db_err)?;
+    copy.finish().await.map_err(db_err)?;
     Ok(())
+}
+
+/// Rows in PostgreSQL's binary COPY format: a header, then per row its field count and each
+/// field as a length and its binary form (`uuid`: 16 bytes; `bigint`: 8 bytes, big-endian;
+/// `text`: UTF-8; NULL: length -1), then a trailer. Bulk rows go in about twice as fast this
+/// way as through `INSERT … SELECT FROM UNNEST(…)` (no arrays to build and unpack, no
+/// executor per row, and the heap takes them in multi-row batches).
+struct CopyRows {
+    buf: Vec<u8>,
+}
+
+impl CopyRows {
+    fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 21);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+        buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        Self { buf }
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.buf.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn uuid(&mut self, u: Uuid) {
+        self.buf.extend_from_slice(&16i32.to_be_bytes());
+        self.buf.extend_from_slice(u.as_bytes());
+    }
+
+    fn opt_uuid(&mut self, u: Option<Uuid>) {
+        match u {
+            Some(u) => self.uuid(u),
+            None => self.buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&8i32.to_be_bytes());
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn text(&mut self, s: &str) -> Result<()> {
+        let len = i32::try_from(s.len()).map_err(|_| {
+            StoreError::Backend("a text value exceeds PostgreSQL's 1 GB limit".into())
+        })?;
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buf
+    }
 }
 
 pub async fn complete_billing_run(s: &PgStore, rid: BillingRunId, now: Timestamp) -> Result<()> {

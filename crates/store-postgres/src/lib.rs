@@ -6,7 +6,9 @@
 //! which locks the row it checks (a concurrent writer waits, re-reads the row and finds the
 //! revision moved on: `Stale`), job claims use `FOR UPDATE SKIP LOCKED`, and idempotency
 //! reservations `INSERT … ON CONFLICT DO NOTHING` and then lock the key with `FOR UPDATE`.
-//! Transactions run at PostgreSQL's default `READ COMMITTED`.
+//! Billing batches lock the invoice counter row first, so concurrent runs commit one batch at a
+//! time (`billing.rs`). Transactions run at PostgreSQL's default `READ COMMITTED`, except the
+//! read-only snapshot of a billing batch's inputs.
 
 mod billing;
 mod migrate;

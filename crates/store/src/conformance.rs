@@ -19,9 +19,12 @@
 //! Timestamps are fixed values around [`t0`] with whole seconds (stores keep microseconds).
 
 use crate::*;
+use jiff::civil::Date;
 use jiff::SignedDuration;
 use lastmile_domain::audit::Actor;
 use lastmile_domain::auth::Role;
+use lastmile_domain::billing::invoice::{BillingRunStatus, InvoiceLine};
+use lastmile_domain::billing::rating::{ChargeKey, ChargeKind};
 use lastmile_domain::nas::VendorProfile;
 use lastmile_domain::plan::{BillingInterval, Burst, CapPolicy, FreeWindow, PlanTerms};
 use lastmile_domain::service::{AccessKind, SuspensionCause};
@@ -111,6 +114,14 @@ macro_rules! conformance_suite {
             idempotency_concurrent_begin,
             next_counter_increments_per_name,
             operator_tokens,
+            billing_plan_catalog,
+            billing_inputs_pages_subscribers_with_history,
+            billing_runs_insert_get_list,
+            billing_run_unfinished_and_single_running,
+            commit_billing_batch_numbers_and_progress,
+            commit_billing_batch_concurrent_runs,
+            commit_billing_batch_dangling_reference_writes_nothing,
+            invoices_get_and_list_filters,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {
@@ -3095,6 +3106,1152 @@ pub async fn operator_tokens(store: Arc<dyn Store>) {
     assert_eq!(
         store.find_token(&live.token_hash).await.unwrap(),
         Some((live, admin))
+    );
+}
+
+// Billing helpers ---------------------------------------------------------------------------
+
+/// A random date (years 1000–8999): an as-of date or period no other case uses, so the
+/// one-running-run-per-date rule and period filters only meet this case's rows.
+fn unique_date() -> Date {
+    let r = random_u64();
+    Date::new(
+        1000 + (r % 8000) as i16,
+        1 + ((r >> 20) % 12) as i8,
+        1 + ((r >> 40) % 28) as i8,
+    )
+    .expect("valid date")
+}
+
+fn days_after(d: Date, n: i64) -> Date {
+    d.checked_add(SignedDuration::from_hours(24 * n))
+        .expect("date in range")
+}
+
+/// A running billing run as of `as_of`, nothing processed yet.
+fn billing_run(as_of: Date) -> BillingRun {
+    BillingRun {
+        id: BillingRunId::generate(),
+        as_of,
+        status: BillingRunStatus::Running,
+        started_at: t(0),
+        finished_at: None,
+        cursor: None,
+        subscribers_processed: 0,
+        invoices_created: 0,
+        errors: vec![],
+    }
+}
+
+async fn add_run(store: &dyn Store, as_of: Date) -> BillingRun {
+    let run = billing_run(as_of);
+    store
+        .insert_billing_run(&run)
+        .await
+        .expect("insert_billing_run");
+    run
+}
+
+async fn run_of(store: &dyn Store, id: BillingRunId) -> BillingRun {
+    store
+        .get_billing_run(id)
+        .await
+        .expect("get_billing_run")
+        .expect("billing run exists")
+}
+
+/// `n` subscribers, each with one pending service on one plan, stored; in id order.
+async fn billing_world(store: &dyn Store, n: usize) -> (Plan, Vec<(Subscriber, Service)>) {
+    let p = plan(&code());
+    add_plan(store, &p).await;
+    let mut subs = Vec::new();
+    for i in 0..n {
+        let sub = named(&format!("Billed Subscriber {i}"));
+        add_subscriber(store, &sub).await;
+        let svc = service(&sub, &p, None);
+        add_service(store, &svc).await;
+        subs.push((sub, svc));
+    }
+    subs.sort_by_key(|(s, _)| s.id);
+    (p, subs)
+}
+
+/// An invoice of `svc`'s subscriber for the period starting `period`, one line per amount
+/// (recurring, setup fee, early termination, then corrections). The lines are listed in
+/// reverse position order: stores return them by position.
+fn new_invoice(
+    svc: &Service,
+    period: Date,
+    run: Option<BillingRunId>,
+    amounts: &[i64],
+) -> NewInvoice {
+    let id = InvoiceId::generate();
+    let kinds = [
+        ChargeKind::Recurring,
+        ChargeKind::SetupFee,
+        ChargeKind::EarlyTermination,
+    ];
+    let mut lines: Vec<InvoiceLine> = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, &amount_minor)| InvoiceLine {
+            id: InvoiceLineId::generate(),
+            invoice_id: id,
+            subscriber_id: svc.subscriber_id,
+            position: i as i32 + 1,
+            description: format!("Line {} «Zürich» \"quoted\"", i + 1),
+            service_id: svc.id,
+            charge_kind: kinds[i.min(2)],
+            charge_period_start: if i < 3 {
+                period
+            } else {
+                days_after(period, -30)
+            },
+            plan_version_id: svc.plan_version_id,
+            correction: i >= 3,
+            days: 30 - i as i64,
+            period_days: 30,
+            amount_minor,
+        })
+        .collect();
+    lines.reverse();
+    NewInvoice {
+        id,
+        subscriber_id: svc.subscriber_id,
+        currency: Currency::parse("CHF").expect("currency"),
+        period_start: period,
+        period_end: days_after(period, 29),
+        issued_at: t(3_600),
+        due_date: days_after(period, 14),
+        billing_run_id: run,
+        lines,
+    }
+}
+
+fn billing_batch(
+    run: &BillingRun,
+    invoices: Vec<NewInvoice>,
+    cursor: SubscriberId,
+    subscribers: i64,
+    errors: Vec<BillingRunError>,
+    prefix: &str,
+) -> BillingBatch {
+    BillingBatch {
+        run: run.id,
+        invoices,
+        cursor,
+        subscribers,
+        errors,
+        number_prefix: prefix.into(),
+    }
+}
+
+fn run_error(sub: &Subscriber, message: &str) -> BillingRunError {
+    BillingRunError {
+        subscriber_id: sub.id,
+        message: message.into(),
+    }
+}
+
+/// `inv` as the store keeps it under `number`: issued, lines by position, total of the lines.
+fn stored_invoice(inv: &NewInvoice, number: &str) -> Invoice {
+    let mut lines = inv.lines.clone();
+    lines.sort_by_key(|l| l.position);
+    Invoice {
+        id: inv.id,
+        subscriber_id: inv.subscriber_id,
+        number: number.into(),
+        status: InvoiceStatus::Issued,
+        currency: inv.currency.clone(),
+        period_start: inv.period_start,
+        period_end: inv.period_end,
+        issued_at: inv.issued_at,
+        due_date: inv.due_date,
+        subtotal_minor: inv.total_minor(),
+        tax_minor: 0,
+        total_minor: inv.total_minor(),
+        billing_run_id: inv.billing_run_id,
+        lines,
+    }
+}
+
+async fn invoice_of(store: &dyn Store, id: InvoiceId) -> Invoice {
+    store
+        .get_invoice(id)
+        .await
+        .expect("get_invoice")
+        .expect("invoice exists")
+}
+
+/// The sequence number in `number`, which must be `prefix` + at least six zero-padded digits.
+fn seq_of(number: &str, prefix: &str) -> i64 {
+    let digits = number
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("invoice number {number:?} lacks the prefix {prefix:?}"));
+    let n: i64 = digits
+        .parse()
+        .unwrap_or_else(|e| panic!("invoice number {number:?}: {e}"));
+    assert_eq!(
+        format!("{prefix}{n:06}"),
+        number,
+        "zero-padded to six digits"
+    );
+    n
+}
+
+/// Invoice numbers come from one counter per database (`invoice_number`), so in a database
+/// shared with other cases their batches take numbers between this case's. Whether the
+/// counter was this case's alone is decidable afterwards: invoices are never deleted and
+/// every batch that takes numbers inserts invoices in the same transaction, so if the
+/// database holds only this case's `count` invoices, nobody else took a number. The exact
+/// gap-free sequence (`000001`, `000002`, …) is asserted only then; the properties that hold
+/// regardless (consecutive within a batch, increasing across batches, unique) always are.
+async fn counter_is_ours(store: &dyn Store, prefix: &str, count: usize) -> bool {
+    let all = store
+        .list_invoices(&InvoiceFilter::default(), page(None, count as u32 + 1))
+        .await
+        .expect("list_invoices");
+    all.len() == count && all.iter().all(|i| i.number.starts_with(prefix))
+}
+
+fn just_before(id: SubscriberId) -> SubscriberId {
+    SubscriberId(Uuid::from_u128(id.0.as_u128() - 1))
+}
+
+/// Walks `billing_inputs` in pages of `limit` from just before `first` until past `last`,
+/// checking that every page is in strictly increasing id order, continues after its cursor,
+/// holds at most `limit` subscribers and never mixes one subscriber's history into another's.
+/// Returns the inputs of the subscribers in `ours`, in the order they came.
+async fn billing_inputs_of(
+    store: &dyn Store,
+    ours: &[SubscriberId],
+    limit: u32,
+) -> Vec<BillingInput> {
+    let first = *ours.iter().min().expect("some subscribers");
+    let last = *ours.iter().max().expect("some subscribers");
+    let mut after = just_before(first);
+    let mut found = Vec::new();
+    loop {
+        let batch = store
+            .billing_inputs(Some(after), limit)
+            .await
+            .expect("billing_inputs");
+        assert!(
+            batch.len() <= limit as usize,
+            "a page holds at most `limit`"
+        );
+        let mut prev = after;
+        for input in &batch {
+            let id = input.subscriber.id;
+            assert!(id > prev, "subscribers in strictly increasing id order");
+            prev = id;
+            for h in &input.services {
+                assert!(
+                    h.events
+                        .iter()
+                        .all(|e| e.subscriber_id == id && e.service_id == h.service_id),
+                    "an event of another subscriber or service leaked into {id}"
+                );
+            }
+        }
+        let done = batch.len() < limit as usize || prev >= last;
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|i| ours.contains(&i.subscriber.id)),
+        );
+        if done {
+            return found;
+        }
+        after = prev;
+    }
+}
+
+fn invoiced_of(invoices: &[&NewInvoice]) -> Vec<(ChargeKey, i64)> {
+    let mut v: Vec<(ChargeKey, i64)> = invoices
+        .iter()
+        .flat_map(|i| i.lines.iter())
+        .map(|l| {
+            (
+                ChargeKey {
+                    period_start: l.charge_period_start,
+                    service_id: l.service_id,
+                    kind: l.charge_kind,
+                    plan_version_id: l.plan_version_id,
+                },
+                l.amount_minor,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn invoiced_keys(input: &BillingInput) -> Vec<(ChargeKey, i64)> {
+    let mut v: Vec<(ChargeKey, i64)> = input
+        .invoiced
+        .iter()
+        .map(|i| (i.key, i.amount_minor))
+        .collect();
+    v.sort();
+    v
+}
+
+// Cases: billing ----------------------------------------------------------------------------
+
+pub async fn billing_plan_catalog(store: Arc<dyn Store>) {
+    let store = &*store;
+    let a = plan(&code());
+    add_plan(store, &a).await;
+    let b = plan(&code());
+    add_plan(store, &b).await;
+    // A new version and a new name: every version is listed under the plan's current name.
+    let mut t2 = terms(5_900);
+    t2.billing_interval = BillingInterval::Quarterly;
+    let mut b2 = new_version(&b, t(100), t2);
+    b2.name = format!("{} renamed", b.name);
+    store
+        .update_plan(
+            &b2,
+            1,
+            &audit_of(t(100), None, "plan", b.id, "plan.update", &b2),
+        )
+        .await
+        .unwrap();
+
+    let catalog = store.plan_catalog().await.expect("plan_catalog");
+    let mut ours: Vec<(String, PlanVersion)> = catalog
+        .into_iter()
+        .filter(|(_, v)| v.plan_id == a.id || v.plan_id == b.id)
+        .collect();
+    ours.sort_by_key(|(_, v)| (v.plan_id == b.id, v.version));
+    assert_eq!(
+        ours,
+        vec![
+            (a.name.clone(), a.current.clone()),
+            (b2.name.clone(), b.current.clone()),
+            (b2.name.clone(), b2.current.clone()),
+        ]
+    );
+}
+
+pub async fn billing_inputs_pages_subscribers_with_history(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (p, subs) = billing_world(store, 4).await;
+    let q = plan(&code());
+    add_plan(store, &q).await;
+    let ((a, a1), (b, b1), (c, c1), (d, _)) = (
+        subs[0].clone(),
+        subs[1].clone(),
+        subs[2].clone(),
+        subs[3].clone(),
+    );
+    // a: a second service (pending, no events); the first activated, then moved to plan q.
+    let a2 = service(&a, &p, None);
+    add_service(store, &a2).await;
+    let e1 = change(&a1, 1, EventKind::Activated, t(0), t(0), vec![]);
+    let e2 = plan_change(&e1.service, 2, &q, t(86_400 * 10), t(86_400 * 10));
+    let e3 = change(
+        &e2.service,
+        3,
+        EventKind::Suspended,
+        t(86_400 * 12),
+        t(86_400 * 12),
+        vec![],
+    );
+    // Recorded in another order than by seq would suggest for another subscriber's service.
+    let f1 = change(&b1, 1, EventKind::Activated, t(5), t(5), vec![]);
+    let f2 = change(
+        &f1.service,
+        2,
+        EventKind::Terminated,
+        t(86_400 * 40),
+        t(86_400 * 40),
+        vec![],
+    );
+    for ch in [&e1, &f1, &e2, &f2, &e3] {
+        record(store, ch).await;
+    }
+    // c has a service with one event; d has a service and nothing else.
+    let g1 = change(&c1, 1, EventKind::Activated, t(7), t(7), vec![]);
+    record(store, &g1).await;
+
+    // Invoices: b for two periods, a for one; c and d none.
+    let p1 = unique_date();
+    let p2 = days_after(p1, 30);
+    let run = add_run(store, unique_date()).await;
+    let prefix = format!("T{}-", tag());
+    let inv_b1 = new_invoice(&b1, p1, Some(run.id), &[4_900, 9_900, -1_200, 300]);
+    let inv_b2 = new_invoice(&b1, p2, Some(run.id), &[4_900]);
+    let inv_a1 = new_invoice(&a1, p1, Some(run.id), &[2_450, 9_900]);
+    let n = store
+        .commit_billing_batch(&billing_batch(
+            &run,
+            vec![inv_b1.clone(), inv_a1.clone(), inv_b2.clone()],
+            d.id,
+            4,
+            vec![],
+            &prefix,
+        ))
+        .await
+        .expect("commit_billing_batch");
+    assert_eq!(n, 3);
+
+    let ids = [a.id, b.id, c.id, d.id];
+    for limit in [1, 2, 3, 100] {
+        let inputs = billing_inputs_of(store, &ids, limit).await;
+        assert_eq!(
+            inputs.iter().map(|i| i.subscriber.id).collect::<Vec<_>>(),
+            ids,
+            "each subscriber once, in id order (limit {limit})"
+        );
+        let by_id = |id| inputs.iter().find(|i| i.subscriber.id == id).unwrap();
+
+        let ia = by_id(a.id);
+        assert_eq!(ia.subscriber, a);
+        let mut services: Vec<&ServiceHistory> = ia.services.iter().collect();
+        services.sort_by_key(|h| h.service_id);
+        let mut expected = vec![
+            (
+                a1.id,
+                vec![e1.event.clone(), e2.event.clone(), e3.event.clone()],
+            ),
+            (a2.id, vec![]),
+        ];
+        expected.sort_by_key(|(id, _)| *id);
+        assert_eq!(services.len(), 2);
+        for (h, (svc, events)) in services.iter().zip(&expected) {
+            assert_eq!(h.service_id, *svc);
+            // The initial plan, not the current one (a1 moved to q).
+            assert_eq!(h.initial, ServiceState::pending(p.id, p.current.id));
+            let mut got = h.events.clone();
+            got.sort_by_key(|e| e.seq);
+            assert_eq!(&got, events);
+        }
+        assert_eq!(invoiced_keys(ia), invoiced_of(&[&inv_a1]));
+        assert_eq!(ia.invoiced_periods, vec![p1]);
+
+        let ib = by_id(b.id);
+        assert_eq!(ib.subscriber, b);
+        assert_eq!(ib.services.len(), 1);
+        assert_eq!(ib.services[0].service_id, b1.id);
+        assert_eq!(
+            ib.services[0].initial,
+            ServiceState::pending(p.id, p.current.id)
+        );
+        let mut got = ib.services[0].events.clone();
+        got.sort_by_key(|e| e.seq);
+        assert_eq!(got, vec![f1.event.clone(), f2.event.clone()]);
+        assert_eq!(invoiced_keys(ib), invoiced_of(&[&inv_b1, &inv_b2]));
+        assert_eq!(sorted(&ib.invoiced_periods), vec![p1, p2]);
+
+        let ic = by_id(c.id);
+        assert_eq!(ic.services.len(), 1);
+        assert_eq!(ic.services[0].service_id, c1.id);
+        assert_eq!(ic.services[0].events, vec![g1.event.clone()]);
+        assert!(ic.invoiced.is_empty() && ic.invoiced_periods.is_empty());
+
+        let id_ = by_id(d.id);
+        assert_eq!(id_.subscriber, d);
+        assert_eq!(id_.services.len(), 1);
+        assert!(id_.services[0].events.is_empty());
+        assert!(id_.invoiced.is_empty() && id_.invoiced_periods.is_empty());
+    }
+
+    // Paging from the start follows subscriber id order, like the subscriber listing.
+    let head = store.billing_inputs(None, 2).await.expect("billing_inputs");
+    let listed = store
+        .list_subscribers(&SubscriberFilter::default(), page(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        head.iter().map(|i| i.subscriber.id).collect::<Vec<_>>(),
+        sub_ids(&listed)
+    );
+    // Nothing after the largest id.
+    assert!(store
+        .billing_inputs(Some(SubscriberId(Uuid::max())), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Voiding has no store operation yet, so that void invoices are left out of `invoiced`
+    // is not covered here.
+}
+
+pub async fn billing_runs_insert_get_list(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 1).await;
+    let sub = &subs[0].0;
+    let mut runs = Vec::new();
+    for i in 0..5 {
+        let mut run = billing_run(unique_date());
+        if i % 2 == 1 {
+            run.status = BillingRunStatus::Completed;
+            run.finished_at = Some(t(600 + i));
+            run.cursor = Some(sub.id);
+            run.subscribers_processed = 1_000 + i;
+            run.invoices_created = 900 + i;
+            run.errors = vec![
+                run_error(sub, "plan version is unknown"),
+                run_error(sub, "ü ✓"),
+            ];
+        }
+        store
+            .insert_billing_run(&run)
+            .await
+            .expect("insert_billing_run");
+        runs.push(run);
+    }
+    for run in &runs {
+        assert_eq!(run_of(store, run.id).await, *run);
+    }
+    assert_eq!(
+        store
+            .get_billing_run(BillingRunId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+    runs.sort_by_key(|r| r.id);
+    let ids: Vec<BillingRunId> = runs.iter().map(|r| r.id).collect();
+
+    // Keyset pagination in id order: walk from just before the first of ours past the last.
+    for limit in [1, 2, 5] {
+        let mut seen = Vec::new();
+        let mut after = Some(Uuid::from_u128(ids[0].0.as_u128() - 1));
+        loop {
+            let batch = store
+                .list_billing_runs(page(after, limit))
+                .await
+                .expect("list_billing_runs");
+            assert!(batch.len() <= limit as usize);
+            assert!(batch.windows(2).all(|w| w[0].id < w[1].id));
+            if let (Some(a), Some(f)) = (after, batch.first()) {
+                assert!(f.id.0 > a);
+            }
+            let last = batch.last().map(|r| r.id);
+            seen.extend(batch.into_iter().filter(|r| ids.contains(&r.id)));
+            match last {
+                Some(l) if l < ids[4] && seen.len() < ids.len() => after = Some(l.0),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, runs, "limit {limit}");
+    }
+}
+
+pub async fn billing_run_unfinished_and_single_running(store: Arc<dyn Store>) {
+    let store = &*store;
+    let as_of = unique_date();
+    let other_day = unique_date();
+    assert_eq!(store.unfinished_billing_run(as_of).await.unwrap(), None);
+
+    // A completed run does not count as unfinished and does not block a new one.
+    let mut done = billing_run(as_of);
+    done.status = BillingRunStatus::Completed;
+    done.finished_at = Some(t(10));
+    store.insert_billing_run(&done).await.unwrap();
+    assert_eq!(store.unfinished_billing_run(as_of).await.unwrap(), None);
+
+    let first = add_run(store, as_of).await;
+    let elsewhere = add_run(store, other_day).await;
+    assert_eq!(
+        store.unfinished_billing_run(as_of).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.unfinished_billing_run(other_day).await.unwrap(),
+        Some(elsewhere.clone())
+    );
+
+    // A second running run for the same date is refused, and nothing is stored.
+    let second = billing_run(as_of);
+    expect_duplicate(
+        store.insert_billing_run(&second).await,
+        "billing run",
+        "as_of",
+    );
+    assert_eq!(store.get_billing_run(second.id).await.unwrap(), None);
+    // A completed one for that date is still fine.
+    let mut done2 = billing_run(as_of);
+    done2.status = BillingRunStatus::Completed;
+    done2.finished_at = Some(t(20));
+    store.insert_billing_run(&done2).await.unwrap();
+
+    // Completing sets status and finish time, and leaves the rest as it was.
+    store
+        .complete_billing_run(first.id, t(900))
+        .await
+        .expect("complete_billing_run");
+    let mut completed = first.clone();
+    completed.status = BillingRunStatus::Completed;
+    completed.finished_at = Some(t(900));
+    assert_eq!(run_of(store, first.id).await, completed);
+    assert_eq!(store.unfinished_billing_run(as_of).await.unwrap(), None);
+    assert_eq!(
+        store.unfinished_billing_run(other_day).await.unwrap(),
+        Some(elsewhere)
+    );
+
+    // Now a new run for the date may start.
+    let third = add_run(store, as_of).await;
+    assert_eq!(
+        store.unfinished_billing_run(as_of).await.unwrap(),
+        Some(third)
+    );
+}
+
+pub async fn commit_billing_batch_numbers_and_progress(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 6).await;
+    let [a, b, c, d, e, f] = [0, 1, 2, 3, 4, 5].map(|i| &subs[i]);
+    let p1 = unique_date();
+    let p2 = days_after(p1, 31);
+    let run = add_run(store, unique_date()).await;
+    let prefix = format!("T{}-", tag());
+    let mut expected_run = run.clone();
+
+    // Batch 1 (a, b): two invoices, numbered consecutively in batch order (not id order).
+    let inv_b = new_invoice(&b.1, p1, Some(run.id), &[4_900, 9_900, -500]);
+    let inv_a = new_invoice(&a.1, p1, Some(run.id), &[4_900]);
+    let e1 = run_error(&c.0, "plan version is unknown");
+    let batch1 = billing_batch(
+        &run,
+        vec![inv_b.clone(), inv_a.clone()],
+        b.0.id,
+        2,
+        vec![e1.clone()],
+        &prefix,
+    );
+    let n = store
+        .commit_billing_batch(&batch1)
+        .await
+        .expect("commit_billing_batch");
+    assert_eq!(n, 2);
+    let got_b = invoice_of(store, inv_b.id).await;
+    let first = seq_of(&got_b.number, &prefix);
+    assert_eq!(got_b, stored_invoice(&inv_b, &got_b.number));
+    assert_eq!(
+        got_b.lines.iter().map(|l| l.position).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(got_b.total_minor, 14_300);
+    let got_a = invoice_of(store, inv_a.id).await;
+    assert_eq!(
+        got_a,
+        stored_invoice(&inv_a, &format!("{prefix}{:06}", first + 1))
+    );
+    expected_run.cursor = Some(b.0.id);
+    expected_run.subscribers_processed = 2;
+    expected_run.invoices_created = 2;
+    expected_run.errors = vec![e1.clone()];
+    assert_eq!(run_of(store, run.id).await, expected_run);
+
+    // Batch 2 (up to c): the same (subscriber, period) pairs again, under new invoice ids,
+    // and one new pair: only the new one is inserted, with the next number after batch 1's.
+    let again_b = new_invoice(&b.1, p1, Some(run.id), &[1]);
+    let again_a = new_invoice(&a.1, p1, Some(run.id), &[1]);
+    let inv_c = new_invoice(&c.1, p1, Some(run.id), &[7_700, 100]);
+    let (e2, e3) = (run_error(&d.0, "currency mismatch"), run_error(&a.0, "ü"));
+    let n = store
+        .commit_billing_batch(&billing_batch(
+            &run,
+            vec![again_b.clone(), inv_c.clone(), again_a.clone()],
+            c.0.id,
+            3,
+            vec![e2.clone(), e3.clone()],
+            &prefix,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(store.get_invoice(again_b.id).await.unwrap(), None);
+    assert_eq!(store.get_invoice(again_a.id).await.unwrap(), None);
+    assert_eq!(
+        invoice_of(store, inv_b.id).await,
+        got_b,
+        "the first invoice stays"
+    );
+    let got_c = invoice_of(store, inv_c.id).await;
+    let third = seq_of(&got_c.number, &prefix);
+    assert!(third > first + 1, "numbers increase from batch to batch");
+    assert_eq!(got_c, stored_invoice(&inv_c, &got_c.number));
+    expected_run.cursor = Some(c.0.id);
+    expected_run.subscribers_processed = 5;
+    expected_run.invoices_created = 3;
+    expected_run.errors = vec![e1.clone(), e2.clone(), e3.clone()];
+    assert_eq!(run_of(store, run.id).await, expected_run);
+
+    // Batch 3 (d): only an existing pair: nothing inserted, no number taken, progress
+    // recorded.
+    let n = store
+        .commit_billing_batch(&billing_batch(
+            &run,
+            vec![new_invoice(&c.1, p1, Some(run.id), &[5])],
+            d.0.id,
+            1,
+            vec![],
+            &prefix,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    expected_run.cursor = Some(d.0.id);
+    expected_run.subscribers_processed = 6;
+    assert_eq!(run_of(store, run.id).await, expected_run);
+
+    // Batch 1 committed again (a second executor of the run replaying it): its invoices
+    // exist, and a batch behind the cursor does not count its subscribers or errors twice.
+    assert_eq!(store.commit_billing_batch(&batch1).await.unwrap(), 0);
+    assert_eq!(run_of(store, run.id).await, expected_run);
+
+    // A batch of an unknown run fails as a whole: no invoice, no number taken.
+    let stray = new_invoice(&d.1, p2, None, &[123]);
+    let r = store
+        .commit_billing_batch(&BillingBatch {
+            run: BillingRunId::generate(),
+            ..billing_batch(&run, vec![stray.clone()], e.0.id, 1, vec![], &prefix)
+        })
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::NotFound {
+                entity: "billing run"
+            })
+        ),
+        "unknown run: got {r:?}"
+    );
+    assert_eq!(store.get_invoice(stray.id).await.unwrap(), None);
+
+    // Batch 4 (e): no invoices, still progress and errors.
+    let e4 = run_error(&e.0, "last");
+    let n = store
+        .commit_billing_batch(&billing_batch(
+            &run,
+            vec![],
+            e.0.id,
+            1,
+            vec![e4.clone()],
+            &prefix,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    expected_run.cursor = Some(e.0.id);
+    expected_run.subscribers_processed = 7;
+    expected_run.errors.push(e4);
+    assert_eq!(run_of(store, run.id).await, expected_run);
+
+    // Batch 5 (f): new periods for a and d; the numbers go on where they were.
+    let inv_a2 = new_invoice(&a.1, p2, Some(run.id), &[4_900]);
+    let inv_d2 = new_invoice(&d.1, p2, Some(run.id), &[4_900, 9_900]);
+    let n = store
+        .commit_billing_batch(&billing_batch(
+            &run,
+            vec![inv_a2.clone(), inv_d2.clone()],
+            f.0.id,
+            1,
+            vec![],
+            &prefix,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let fourth = seq_of(&invoice_of(store, inv_a2.id).await.number, &prefix);
+    let fifth = seq_of(&invoice_of(store, inv_d2.id).await.number, &prefix);
+    assert!(fourth > third);
+    assert_eq!(fifth, fourth + 1);
+    expected_run.cursor = Some(f.0.id);
+    expected_run.subscribers_processed = 8;
+    expected_run.invoices_created = 5;
+    assert_eq!(run_of(store, run.id).await, expected_run);
+
+    // With the counter to itself, the sequence is exactly 1..=5: nothing skipped by the
+    // re-commits, the batches without invoices or the failed batch.
+    if counter_is_ours(store, &prefix, 5).await {
+        assert_eq!(
+            [first, first + 1, third, fourth, fifth],
+            [1, 2, 3, 4, 5],
+            "gap-free invoice numbers"
+        );
+    }
+
+    // The run completes.
+    store.complete_billing_run(run.id, t(7_200)).await.unwrap();
+    expected_run.status = BillingRunStatus::Completed;
+    expected_run.finished_at = Some(t(7_200));
+    assert_eq!(run_of(store, run.id).await, expected_run);
+}
+
+pub async fn commit_billing_batch_concurrent_runs(store: Arc<dyn Store>) {
+    const SUBS: usize = 6;
+    const TASKS: usize = 4;
+    let (_, subs) = billing_world(&*store, SUBS).await;
+    let period = unique_date();
+    let prefix = format!("T{}-", tag());
+    let mut runs = Vec::new();
+    for _ in 0..TASKS {
+        runs.push(add_run(&*store, unique_date()).await);
+    }
+    // Every task bills every subscriber for the same period, in id order like a real run,
+    // but with its own batch size (1, 2, 3, 4): every (subscriber, period) pair is contested
+    // by all tasks, in batches that overlap differently.
+    let services: Vec<Service> = subs.iter().map(|(_, s)| s.clone()).collect();
+    let tasks: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .map(|(k, run)| {
+            let store = store.clone();
+            let run = run.clone();
+            let prefix = prefix.clone();
+            let services = services.clone();
+            tokio::spawn(async move {
+                let mut commits = Vec::new();
+                for chunk in services.chunks(k + 1) {
+                    let invoices: Vec<NewInvoice> = chunk
+                        .iter()
+                        .map(|svc| new_invoice(svc, period, Some(run.id), &[4_900, 9_900]))
+                        .collect();
+                    let n = store
+                        .commit_billing_batch(&billing_batch(
+                            &run,
+                            invoices.clone(),
+                            chunk[chunk.len() - 1].subscriber_id,
+                            chunk.len() as i64,
+                            vec![],
+                            &prefix,
+                        ))
+                        .await
+                        .expect("concurrent commit_billing_batch");
+                    commits.push((invoices, n));
+                }
+                commits
+            })
+        })
+        .collect();
+    let mut commits = Vec::new();
+    for task in tasks {
+        commits.push(task.await.expect("task"));
+    }
+    let store = &*store;
+
+    // Exactly one invoice per subscriber and period.
+    let mut stored = Vec::new();
+    for (sub, _) in &subs {
+        let list = store
+            .list_invoices(
+                &InvoiceFilter {
+                    subscriber_id: Some(sub.id),
+                    ..Default::default()
+                },
+                ALL,
+            )
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1, "one invoice for subscriber {}", sub.id);
+        assert_eq!(list[0].period_start, period);
+        stored.push(invoice_of(store, list[0].id).await);
+    }
+    let inserted: u64 = commits.iter().flatten().map(|(_, n)| n).sum();
+    assert_eq!(inserted, SUBS as u64);
+
+    // Each commit's invoices that made it are numbered consecutively in batch order, and
+    // each commit reported exactly those; the losers left nothing behind.
+    let mut numbers = Vec::new();
+    for (run, task) in runs.iter().zip(&commits) {
+        let mut created = 0;
+        for (invoices, n) in task {
+            let mut won = Vec::new();
+            for inv in invoices {
+                match stored.iter().find(|s| s.id == inv.id) {
+                    Some(s) => {
+                        assert_eq!(*s, stored_invoice(inv, &s.number));
+                        won.push(seq_of(&s.number, &prefix));
+                    }
+                    None => assert_eq!(store.get_invoice(inv.id).await.unwrap(), None),
+                }
+            }
+            assert_eq!(won.len() as u64, *n);
+            assert!(
+                won.windows(2).all(|w| w[1] == w[0] + 1),
+                "consecutive in a batch: {won:?}"
+            );
+            numbers.extend(won);
+            created += n;
+        }
+        let r = run_of(store, run.id).await;
+        assert_eq!(r.invoices_created, created as i64);
+        assert_eq!(r.subscribers_processed, SUBS as i64);
+        assert_eq!(r.cursor, Some(subs[SUBS - 1].0.id));
+    }
+    numbers.sort();
+    let unique: BTreeSet<i64> = numbers.iter().copied().collect();
+    assert_eq!(unique.len(), SUBS, "no number twice: {numbers:?}");
+    if counter_is_ours(store, &prefix, SUBS).await {
+        assert_eq!(numbers, (1..=SUBS as i64).collect::<Vec<_>>(), "gap-free");
+    }
+
+    // Only the winners' lines count as invoiced.
+    let ids: Vec<SubscriberId> = subs.iter().map(|(s, _)| s.id).collect();
+    let inputs = billing_inputs_of(store, &ids, 100).await;
+    assert_eq!(inputs.len(), SUBS);
+    for input in &inputs {
+        let inv = stored
+            .iter()
+            .find(|s| s.subscriber_id == input.subscriber.id)
+            .unwrap();
+        let won = commits
+            .iter()
+            .flatten()
+            .flat_map(|(invs, _)| invs)
+            .find(|i| i.id == inv.id)
+            .unwrap();
+        assert_eq!(invoiced_keys(input), invoiced_of(&[won]));
+        assert_eq!(input.invoiced_periods, vec![period]);
+    }
+}
+
+pub async fn commit_billing_batch_dangling_reference_writes_nothing(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (p, subs) = billing_world(store, 2).await;
+    let (a, b) = (&subs[0], &subs[1]);
+    let period = unique_date();
+    let run = add_run(store, unique_date()).await;
+    let prefix = format!("T{}-", tag());
+    let ghost = named("Never Stored");
+    let ghost_service = service(&a.0, &p, None);
+    let bad = |f: &dyn Fn(&mut NewInvoice)| {
+        let mut inv = new_invoice(&a.1, period, Some(run.id), &[100, 200]);
+        f(&mut inv);
+        inv
+    };
+    let cases = [
+        ("subscriber", bad(&|i| i.subscriber_id = ghost.id)),
+        (
+            "billing run",
+            bad(&|i| i.billing_run_id = Some(BillingRunId::generate())),
+        ),
+        (
+            "service",
+            new_invoice(&ghost_service, period, Some(run.id), &[100]),
+        ),
+        (
+            "plan version",
+            bad(&|i| i.lines[1].plan_version_id = PlanVersionId::generate()),
+        ),
+        (
+            "invoice",
+            bad(&|i| i.lines[0].invoice_id = InvoiceId::generate()),
+        ),
+    ];
+    for (what, bad) in cases {
+        let good = new_invoice(&b.1, period, Some(run.id), &[4_900]);
+        let r = store
+            .commit_billing_batch(&billing_batch(
+                &run,
+                vec![good.clone(), bad.clone()],
+                b.0.id,
+                2,
+                vec![run_error(&a.0, "not written")],
+                &prefix,
+            ))
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::InUse { .. })),
+            "unknown {what}: got {r:?}"
+        );
+        assert_eq!(store.get_invoice(good.id).await.unwrap(), None, "{what}");
+        assert_eq!(store.get_invoice(bad.id).await.unwrap(), None, "{what}");
+        assert_eq!(run_of(store, run.id).await, run, "{what}: no progress");
+    }
+    // The failed batches took no number.
+    let first = new_invoice(&a.1, period, Some(run.id), &[100]);
+    let later = new_invoice(&b.1, period, Some(run.id), &[200, 300]);
+    for (inv, cursor) in [(&first, a.0.id), (&later, b.0.id)] {
+        let n = store
+            .commit_billing_batch(&billing_batch(
+                &run,
+                vec![inv.clone()],
+                cursor,
+                1,
+                vec![],
+                &prefix,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let numbers = [
+        seq_of(&invoice_of(store, first.id).await.number, &prefix),
+        seq_of(&invoice_of(store, later.id).await.number, &prefix),
+    ];
+    assert!(numbers[1] > numbers[0]);
+    if counter_is_ours(store, &prefix, 2).await {
+        assert_eq!(numbers, [1, 2], "gap-free invoice numbers");
+    }
+}
+
+pub async fn invoices_get_and_list_filters(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 2).await;
+    let (a, b) = (&subs[0], &subs[1]);
+    let p1 = unique_date();
+    let p2 = days_after(p1, 30);
+    let p3 = days_after(p1, 61);
+    let run = add_run(store, unique_date()).await;
+    let prefix = format!("T{}-", tag());
+    let a1 = new_invoice(&a.1, p1, Some(run.id), &[100, 200, 300, -50, 25]);
+    let a2 = new_invoice(&a.1, p2, None, &[100]);
+    let a3 = new_invoice(&a.1, p3, Some(run.id), &[]);
+    let b1 = new_invoice(&b.1, p1, Some(run.id), &[4_900]);
+    let all = vec![a1.clone(), a2.clone(), a3.clone(), b1.clone()];
+    assert_eq!(
+        store
+            .commit_billing_batch(&billing_batch(
+                &run,
+                all.clone(),
+                b.0.id,
+                2,
+                vec![],
+                &prefix
+            ))
+            .await
+            .unwrap(),
+        4
+    );
+
+    // get: the whole invoice, lines by position; an invoice without lines has none.
+    let mut by_id = std::collections::BTreeMap::new();
+    for inv in &all {
+        let got = invoice_of(store, inv.id).await;
+        assert_eq!(got, stored_invoice(inv, &got.number));
+        by_id.insert(inv.id, got);
+    }
+    assert_eq!(
+        by_id[&a1.id]
+            .lines
+            .iter()
+            .map(|l| l.position)
+            .collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert!(by_id[&a3.id].lines.is_empty());
+    assert_eq!(by_id[&a3.id].total_minor, 0);
+    assert_eq!(
+        store.get_invoice(InvoiceId::generate()).await.unwrap(),
+        None
+    );
+
+    // list: without lines, in id order, filtered.
+    let header = |id: InvoiceId| {
+        let mut i = by_id[&id].clone();
+        i.lines.clear();
+        i
+    };
+    let list = |f: InvoiceFilter, p: Page| async move { store.list_invoices(&f, p).await.unwrap() };
+    let of = |sub: &Subscriber| InvoiceFilter {
+        subscriber_id: Some(sub.id),
+        ..Default::default()
+    };
+    let mut a_ids = [a1.id, a2.id, a3.id];
+    a_ids.sort();
+    assert_eq!(
+        list(of(&a.0), ALL).await,
+        a_ids.iter().map(|&i| header(i)).collect::<Vec<_>>()
+    );
+    assert_eq!(list(of(&b.0), ALL).await, vec![header(b1.id)]);
+    assert_eq!(
+        list(
+            InvoiceFilter {
+                period_start: Some(p2),
+                ..of(&a.0)
+            },
+            ALL
+        )
+        .await,
+        vec![header(a2.id)]
+    );
+    assert_eq!(
+        list(
+            InvoiceFilter {
+                period_start: Some(p2),
+                ..of(&b.0)
+            },
+            ALL
+        )
+        .await,
+        vec![]
+    );
+    let mut p1_ids = [a1.id, b1.id];
+    p1_ids.sort();
+    assert_eq!(
+        list(
+            InvoiceFilter {
+                period_start: Some(p1),
+                ..Default::default()
+            },
+            ALL
+        )
+        .await,
+        p1_ids.iter().map(|&i| header(i)).collect::<Vec<_>>(),
+        "the period is this case's own"
+    );
+    assert_eq!(
+        list(
+            InvoiceFilter {
+                status: Some(InvoiceStatus::Issued),
+                ..of(&a.0)
+            },
+            ALL
+        )
+        .await
+        .len(),
+        3
+    );
+    for status in [
+        InvoiceStatus::Draft,
+        InvoiceStatus::Paid,
+        InvoiceStatus::Void,
+    ] {
+        assert_eq!(
+            list(
+                InvoiceFilter {
+                    status: Some(status),
+                    ..of(&a.0)
+                },
+                ALL
+            )
+            .await,
+            vec![]
+        );
+    }
+    assert_eq!(
+        list(
+            of(&Subscriber {
+                id: SubscriberId::generate(),
+                ..a.0.clone()
+            }),
+            ALL
+        )
+        .await,
+        vec![]
+    );
+
+    // Keyset pagination.
+    let ids_of = |v: Vec<Invoice>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids_of(list(of(&a.0), page(None, 2)).await), a_ids[0..2]);
+    assert_eq!(
+        ids_of(list(of(&a.0), page(Some(a_ids[1].0), 2)).await),
+        a_ids[2..3]
+    );
+    assert_eq!(
+        ids_of(list(of(&a.0), page(Some(a_ids[2].0), 2)).await),
+        vec![]
+    );
+    assert_eq!(
+        ids_of(list(of(&a.0), page(Some(a_ids[0].0), 1)).await),
+        a_ids[1..2]
     );
 }
 
