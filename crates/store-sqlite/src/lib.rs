@@ -208,6 +208,14 @@ pub(crate) fn paginate(q: &mut QueryBuilder<Sqlite>, id_col: &str, page: Page) {
         .push_bind(i64::from(page.limit));
 }
 
+/// Decodes every row of a result with one of the shared row decoders.
+pub(crate) fn collect<T>(
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+    decode: fn(&Row<sqlx::sqlite::SqliteRow>) -> Result<T>,
+) -> Result<Vec<T>> {
+    rows.into_iter().map(|r| decode(&Row(r))).collect()
+}
+
 /// `%needle%` for LIKE, with the wildcards in the needle escaped (ESCAPE '\').
 fn like_pattern(needle: &str) -> String {
     let mut p = String::from("%");
@@ -390,13 +398,8 @@ impl Store for SqliteStore {
             q.push(" AND status = ").push_bind(st.as_str());
         }
         paginate(&mut q, "id", page);
-        q.build()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::subscriber(&Row(r)))
-            .collect()
+        let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
+        collect(rows, rows::subscriber)
     }
 
     async fn insert_plan(&self, p: &Plan, audit: &AuditEvent) -> Result<()> {
@@ -478,13 +481,8 @@ impl Store for SqliteStore {
             q.push(" AND p.status = ").push_bind(st.as_str());
         }
         paginate(&mut q, "p.id", page);
-        q.build()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::plan(&Row(r)))
-            .collect()
+        let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
+        collect(rows, rows::plan)
     }
 
     async fn get_plan_version(&self, vid: PlanVersionId) -> Result<Option<PlanVersion>> {
@@ -589,13 +587,8 @@ impl Store for SqliteStore {
     async fn list_nas(&self, page: Page) -> Result<Vec<Nas>> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM nas WHERE 1 = 1");
         paginate(&mut q, "id", page);
-        q.build()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::nas(&Row(r)))
-            .collect()
+        let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
+        collect(rows, rows::nas)
     }
 
     async fn insert_service(&self, s: &Service, audit: &AuditEvent) -> Result<()> {
@@ -658,13 +651,8 @@ impl Store for SqliteStore {
             q.push(" AND nas_id = ").push_bind(id(n.0));
         }
         paginate(&mut q, "id", page);
-        q.build()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::service(&Row(r)))
-            .collect()
+        let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
+        collect(rows, rows::service)
     }
 
     async fn service_initial_plan(
@@ -775,13 +763,8 @@ impl Store for SqliteStore {
             q.push(" AND subscriber_id = ").push_bind(id(s.0));
         }
         paginate(&mut q, "id", page);
-        q.build()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::job(&Row(r)))
-            .collect()
+        let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
+        collect(rows, rows::job)
     }
 
     async fn requeue_failed_job(
@@ -956,13 +939,8 @@ impl Store for SqliteStore {
             q.push(" AND at < ").push_bind(micros(to));
         }
         paginate(&mut q, "id", page);
-        q.build()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::audit_event(&Row(r)))
-            .collect()
+        let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
+        collect(rows, rows::audit_event)
     }
 
     async fn begin_idempotency(
