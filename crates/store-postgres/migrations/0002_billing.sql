@@ -8,9 +8,9 @@
 -- invoice_lines.service_id, invoice_lines.plan_version_id) are checked by
 -- commit_billing_batch, the only writer of these tables, with one set-based statement per
 -- batch, failing the same way (StoreError::InUse). PostgreSQL checks a foreign key with a
--- trigger per inserted row; for a billing run's invoices and lines those five checks cost
--- about twice as much as the inserts themselves, and halved the throughput of a run. Nothing
--- deletes subscribers, services, plan versions, billing runs or invoices.
+-- trigger per inserted row; with these five, a billing run of 100,000 subscribers took about
+-- three times as long (20 s instead of 7 s on a 2-core machine). Nothing deletes subscribers,
+-- services, plan versions, billing runs or invoices.
 
 CREATE TABLE billing_runs (
     id                    uuid PRIMARY KEY,
