@@ -20,7 +20,10 @@ pub struct CreateSubscriber {
     pub billing_address: Option<Address>,
     /// ISO 4217 code, e.g. `EUR`.
     pub currency: String,
+    /// Code of a tax zone (`GET /tax-zones`); none: no tax.
     pub tax_zone: Option<String>,
+    /// Code of a dunning policy; none: the default policy.
+    pub dunning_policy: Option<String>,
     /// 1 = calendar month (default); 2..=28 = anniversary day.
     pub billing_day: Option<i64>,
     #[schema(value_type = Option<Object>)]
@@ -43,6 +46,9 @@ pub struct UpdateSubscriber {
     #[serde(default, deserialize_with = "crate::nullable")]
     #[schema(value_type = Option<String>)]
     pub tax_zone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub dunning_policy: Option<Option<String>>,
     pub billing_day: Option<i64>,
     /// Replaces the whole set of custom fields.
     #[schema(value_type = Option<Object>)]
@@ -185,6 +191,125 @@ pub struct ChangePlanBody {
 pub struct CreateBillingRun {
     /// Billing date (operator time zone); default today. Every subscriber whose period starts
     /// by this date is invoiced.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub as_of: Option<jiff::civil::Date>,
+    /// Bill only this subscriber (a run of its own).
+    pub subscriber_id: Option<Uuid>,
+}
+
+/// Body of `POST /tax-zones` and `PUT /tax-zones/{id}`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxZoneBody {
+    /// What subscribers' `tax_zone` refers to, e.g. `de`.
+    pub code: String,
+    pub name: String,
+    /// Plan prices include these taxes (consumer pricing) rather than exclude them.
+    #[serde(default)]
+    pub prices_include_tax: bool,
+    pub taxes: Vec<lastmile_domain::billing::tax::Tax>,
+}
+
+/// Body of `POST /dunning-policies` and `PUT /dunning-policies/{id}`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DunningPolicyBody {
+    pub code: String,
+    pub name: String,
+    /// In increasing `days_overdue`, e.g. 3 remind, 10 suspend, 45 terminate.
+    pub steps: Vec<lastmile_domain::billing::dunning::DunningStep>,
+    /// Bill the days services spend suspended by dunning.
+    #[serde(default)]
+    pub bill_suspended_days: bool,
+    /// The policy of every subscriber without one of their own.
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+/// Body of `POST /subscribers/{id}/discounts`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDiscount {
+    /// Only this service; none: every service of the subscriber.
+    pub service_id: Option<Uuid>,
+    pub value: lastmile_domain::billing::discount::DiscountValue,
+    #[schema(value_type = String, format = Date)]
+    pub starts_on: jiff::civil::Date,
+    /// Exclusive; none: open-ended.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub ends_on: Option<jiff::civil::Date>,
+    pub description: String,
+}
+
+/// Body of `POST /discounts/{id}/end`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndDiscount {
+    /// First day without the discount.
+    #[schema(value_type = String, format = Date)]
+    pub ends_on: jiff::civil::Date,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentAllocationBody {
+    pub invoice_id: Uuid,
+    pub amount_minor: i64,
+}
+
+/// Body of `POST /payments`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    pub subscriber_id: Uuid,
+    /// Positive, in the subscriber's currency.
+    pub amount_minor: i64,
+    /// Must be the subscriber's currency when given.
+    pub currency: Option<String>,
+    pub method: lastmile_domain::billing::account::PaymentMethod,
+    pub reference: Option<String>,
+    /// The bank's transaction id: recording the same one twice is refused as a duplicate.
+    pub external_id: Option<String>,
+    /// Default now.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub received_at: Option<Timestamp>,
+    /// Pay these invoices first; the rest goes oldest-first, then stays as credit.
+    #[serde(default)]
+    pub allocations: Vec<PaymentAllocationBody>,
+}
+
+/// Body of `POST /credit-notes`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCreditNote {
+    pub invoice_id: Uuid,
+    /// Gross amount to credit; default: everything not credited yet (a full credit note).
+    pub amount_minor: Option<i64>,
+    pub reason: String,
+}
+
+/// Body of `POST /subscribers/{id}/refunds`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    /// Positive; at most the subscriber's credit balance.
+    pub amount_minor: i64,
+    pub method: lastmile_domain::billing::account::PaymentMethod,
+    pub reference: Option<String>,
+    pub reason: String,
+}
+
+/// Body of `POST /invoices/{id}/void`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidInvoiceBody {
+    pub reason: String,
+}
+
+/// Body of `POST /dunning-runs`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDunningRun {
     #[schema(value_type = Option<String>, format = Date)]
     pub as_of: Option<jiff::civil::Date>,
 }

@@ -30,6 +30,7 @@ pub struct SubscriberResponse {
     pub billing_address: Address,
     pub currency: String,
     pub tax_zone: Option<String>,
+    pub dunning_policy: Option<String>,
     pub billing_day: u8,
     pub status: SubscriberStatus,
     #[schema(value_type = Object)]
@@ -52,6 +53,7 @@ impl From<Subscriber> for SubscriberResponse {
             billing_address: s.billing_address,
             currency: s.currency.to_string(),
             tax_zone: s.tax_zone,
+            dunning_policy: s.dunning_policy,
             billing_day: s.billing_day.get(),
             status: s.status,
             custom_fields: s.custom_fields,
@@ -414,7 +416,7 @@ pub struct InvoiceLineResponse {
     pub position: i32,
     pub description: String,
     pub service_id: Uuid,
-    /// `recurring`, `setup_fee` or `early_termination`.
+    /// `recurring`, `setup_fee`, `early_termination` or `discount`.
     pub charge_kind: String,
     /// The billing period the charge belongs to (an earlier one for corrections).
     #[schema(value_type = String, format = Date)]
@@ -423,6 +425,19 @@ pub struct InvoiceLineResponse {
     pub correction: bool,
     pub days: i64,
     pub period_days: i64,
+    /// As rated, in the plan's price terms (tax included when the invoice's prices do).
+    pub amount_minor: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub gross_minor: i64,
+    pub taxes: Vec<AppliedTaxResponse>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppliedTaxResponse {
+    pub name: String,
+    /// Percent, exact decimal (`"20"`, `"8.875"`).
+    pub rate: String,
     pub amount_minor: i64,
 }
 
@@ -430,7 +445,8 @@ pub struct InvoiceLineResponse {
 pub struct InvoiceResponse {
     pub id: Uuid,
     pub subscriber_id: Uuid,
-    pub number: String,
+    /// Assigned when issued; absent on drafts.
+    pub number: Option<String>,
     pub status: lastmile_domain::billing::invoice::InvoiceStatus,
     pub currency: String,
     #[schema(value_type = String, format = Date)]
@@ -438,13 +454,19 @@ pub struct InvoiceResponse {
     #[schema(value_type = String, format = Date)]
     pub period_end: jiff::civil::Date,
     #[schema(value_type = String, format = DateTime)]
-    pub issued_at: Timestamp,
-    #[schema(value_type = String, format = Date)]
-    pub due_date: jiff::civil::Date,
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub issued_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<jiff::civil::Date>,
     pub subtotal_minor: i64,
     pub tax_minor: i64,
     pub total_minor: i64,
+    pub prices_include_tax: bool,
     pub billing_run_id: Option<Uuid>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub voided_at: Option<Timestamp>,
+    pub void_reason: Option<String>,
     /// Present on `GET /invoices/{id}`; lists omit lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lines: Option<Vec<InvoiceLineResponse>>,
@@ -460,16 +482,32 @@ impl InvoiceResponse {
             currency: i.currency.to_string(),
             period_start: i.period_start,
             period_end: i.period_end,
+            created_at: i.created_at,
             issued_at: i.issued_at,
             due_date: i.due_date,
             subtotal_minor: i.subtotal_minor,
             tax_minor: i.tax_minor,
             total_minor: i.total_minor,
+            prices_include_tax: i.prices_include_tax,
             billing_run_id: i.billing_run_id.map(|r| r.0),
+            voided_at: i.voided_at,
+            void_reason: i.void_reason,
             lines: with_lines.then(|| {
                 i.lines
                     .into_iter()
                     .map(|l| InvoiceLineResponse {
+                        net_minor: l.net_minor(i.prices_include_tax),
+                        gross_minor: l.gross_minor(i.prices_include_tax),
+                        tax_minor: l.tax_minor,
+                        taxes: l
+                            .taxes
+                            .iter()
+                            .map(|t| AppliedTaxResponse {
+                                name: t.name.clone(),
+                                rate: t.rate.to_percent_string(),
+                                amount_minor: t.amount_minor,
+                            })
+                            .collect(),
                         position: l.position,
                         description: l.description,
                         service_id: l.service_id.0,
@@ -500,6 +538,8 @@ pub struct BillingRunResponse {
     pub subscribers_processed: i64,
     pub invoices_created: i64,
     pub errors: Vec<lastmile_domain::billing::invoice::BillingRunError>,
+    /// A run for one subscriber only.
+    pub subscriber_id: Option<Uuid>,
 }
 
 impl From<lastmile_domain::billing::invoice::BillingRun> for BillingRunResponse {
@@ -513,6 +553,293 @@ impl From<lastmile_domain::billing::invoice::BillingRun> for BillingRunResponse 
             subscribers_processed: r.subscribers_processed,
             invoices_created: r.invoices_created,
             errors: r.errors,
+            subscriber_id: r.subscriber_id.map(|s| s.0),
         }
     }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaxZoneResponse {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub prices_include_tax: bool,
+    pub taxes: Vec<lastmile_domain::billing::tax::Tax>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub revision: i64,
+}
+
+impl From<lastmile_domain::billing::tax::TaxZone> for TaxZoneResponse {
+    fn from(z: lastmile_domain::billing::tax::TaxZone) -> Self {
+        Self {
+            id: z.id.0,
+            code: z.code,
+            name: z.name,
+            prices_include_tax: z.prices_include_tax,
+            taxes: z.taxes,
+            created_at: z.created_at,
+            updated_at: z.updated_at,
+            revision: z.revision,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DunningPolicyResponse {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub steps: Vec<lastmile_domain::billing::dunning::DunningStep>,
+    pub bill_suspended_days: bool,
+    pub is_default: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub revision: i64,
+}
+
+impl From<lastmile_domain::billing::dunning::DunningPolicy> for DunningPolicyResponse {
+    fn from(p: lastmile_domain::billing::dunning::DunningPolicy) -> Self {
+        Self {
+            id: p.id.0,
+            code: p.code,
+            name: p.name,
+            steps: p.steps,
+            bill_suspended_days: p.bill_suspended_days,
+            is_default: p.is_default,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            revision: p.revision,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DiscountResponse {
+    pub id: Uuid,
+    pub subscriber_id: Uuid,
+    pub service_id: Option<Uuid>,
+    pub value: lastmile_domain::billing::discount::DiscountValue,
+    #[schema(value_type = String, format = Date)]
+    pub starts_on: jiff::civil::Date,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub ends_on: Option<jiff::civil::Date>,
+    pub description: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<lastmile_domain::billing::discount::Discount> for DiscountResponse {
+    fn from(d: lastmile_domain::billing::discount::Discount) -> Self {
+        Self {
+            id: d.id.0,
+            subscriber_id: d.subscriber_id.0,
+            service_id: d.service_id.map(|s| s.0),
+            value: d.value,
+            starts_on: d.starts_on,
+            ends_on: d.ends_on,
+            description: d.description,
+            created_at: d.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AllocationResponse {
+    pub credit_kind: lastmile_domain::billing::account::DocumentKind,
+    pub credit_id: Uuid,
+    pub debit_kind: lastmile_domain::billing::account::DocumentKind,
+    pub debit_id: Uuid,
+    pub amount_minor: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<lastmile_domain::billing::account::Allocation> for AllocationResponse {
+    fn from(a: lastmile_domain::billing::account::Allocation) -> Self {
+        Self {
+            credit_kind: a.credit.kind,
+            credit_id: a.credit.id,
+            debit_kind: a.debit.kind,
+            debit_id: a.debit.id,
+            amount_minor: a.amount_minor,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentResponse {
+    pub id: Uuid,
+    pub subscriber_id: Uuid,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub method: lastmile_domain::billing::account::PaymentMethod,
+    pub reference: Option<String>,
+    pub external_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: Timestamp,
+    /// Not allocated to any invoice: the subscriber's credit.
+    pub unallocated_minor: i64,
+    /// Present on the response to recording it: where the money went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<Vec<AllocationResponse>>,
+    /// Services resumed because the payment cleared what dunning suspended them for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_services: Option<Vec<Uuid>>,
+}
+
+impl PaymentResponse {
+    pub fn new(p: lastmile_domain::billing::account::Payment, unallocated_minor: i64) -> Self {
+        Self {
+            id: p.id.0,
+            subscriber_id: p.subscriber_id.0,
+            currency: p.currency.to_string(),
+            amount_minor: p.amount_minor,
+            method: p.method,
+            reference: p.reference,
+            external_id: p.external_id,
+            received_at: p.received_at,
+            recorded_at: p.recorded_at,
+            unallocated_minor,
+            allocations: None,
+            resumed_services: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreditNoteResponse {
+    pub id: Uuid,
+    pub number: String,
+    pub subscriber_id: Uuid,
+    pub invoice_id: Uuid,
+    pub currency: String,
+    pub reason: String,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub issued_at: Timestamp,
+}
+
+impl From<lastmile_domain::billing::account::CreditNote> for CreditNoteResponse {
+    fn from(c: lastmile_domain::billing::account::CreditNote) -> Self {
+        Self {
+            id: c.id.0,
+            number: c.number,
+            subscriber_id: c.subscriber_id.0,
+            invoice_id: c.invoice_id.0,
+            currency: c.currency.to_string(),
+            reason: c.reason,
+            subtotal_minor: c.subtotal_minor,
+            tax_minor: c.tax_minor,
+            total_minor: c.total_minor,
+            issued_at: c.issued_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RefundResponse {
+    pub id: Uuid,
+    pub subscriber_id: Uuid,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub method: lastmile_domain::billing::account::PaymentMethod,
+    pub reference: Option<String>,
+    pub reason: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub refunded_at: Timestamp,
+}
+
+impl From<lastmile_domain::billing::account::Refund> for RefundResponse {
+    fn from(r: lastmile_domain::billing::account::Refund) -> Self {
+        Self {
+            id: r.id.0,
+            subscriber_id: r.subscriber_id.0,
+            currency: r.currency.to_string(),
+            amount_minor: r.amount_minor,
+            method: r.method,
+            reference: r.reference,
+            reason: r.reason,
+            refunded_at: r.refunded_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntryResponse {
+    pub kind: lastmile_domain::billing::account::LedgerEntryKind,
+    pub document_id: Uuid,
+    pub label: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// Positive: the subscriber owes more.
+    pub amount_minor: i64,
+    /// The balance after this entry.
+    pub balance_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LedgerResponse {
+    pub subscriber_id: Uuid,
+    pub currency: String,
+    /// What the subscriber owes; negative: credit in their favour.
+    pub balance_minor: i64,
+    /// Open amount of issued invoices.
+    pub open_minor: i64,
+    /// Open amount past its due date.
+    pub overdue_minor: i64,
+    /// Money received or credited and not allocated yet.
+    pub credit_minor: i64,
+    pub entries: Vec<LedgerEntryResponse>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Matched,
+    Unmatched,
+    Duplicate,
+    Invalid,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportRowResult {
+    /// Line in the file (the header is line 1).
+    pub line: u64,
+    pub outcome: ImportOutcome,
+    pub payment_id: Option<Uuid>,
+    pub subscriber_id: Option<Uuid>,
+    pub amount_minor: Option<i64>,
+    /// Why a row is unmatched or invalid, or which field is at fault.
+    pub field: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportResponse {
+    pub matched: u64,
+    pub unmatched: u64,
+    pub duplicate: u64,
+    pub invalid: u64,
+    pub rows: Vec<ImportRowResult>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DunningRunResponse {
+    #[schema(value_type = String, format = Date)]
+    pub as_of: jiff::civil::Date,
+    pub subscribers_checked: u64,
+    pub reminders: u64,
+    pub suspensions: u64,
+    pub terminations: u64,
+    pub errors: Vec<lastmile_domain::billing::invoice::BillingRunError>,
 }

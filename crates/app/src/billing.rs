@@ -9,13 +9,25 @@ use lastmile_domain::billing::invoice::{
     line_from_draft, BillingRun, BillingRunError, BillingRunStatus, Invoice, NewInvoice,
 };
 use lastmile_domain::billing::period::Period;
+use lastmile_domain::billing::dunning::DunningPolicy;
 use lastmile_domain::billing::rating::{
-    difference, expected_charges, BillingPolicy, RatingContext, RatingError,
+    difference, expected_for_subscriber, BillingPolicy, RatingContext, RatingError,
 };
-use lastmile_domain::ids::{BillingRunId, InvoiceId, PlanVersionId};
+use lastmile_domain::billing::tax::{tax_line, TaxZone};
+use lastmile_domain::ids::{BillingRunId, InvoiceId, PlanVersionId, SubscriberId};
 use lastmile_domain::plan::PlanTerms;
 use lastmile_store::{BillingBatch, BillingInput, InvoiceFilter, Page, StoreError};
 use std::collections::HashMap;
+
+/// Who sends the invoices: printed on every document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Issuer {
+    pub name: String,
+    pub address_lines: Vec<String>,
+    pub tax_id: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
 
 /// Installation-wide billing settings.
 #[derive(Clone, Debug)]
@@ -29,6 +41,12 @@ pub struct BillingConfig {
     pub policy: BillingPolicy,
     /// Subscribers per atomic batch (bounded memory; the unit of resumption).
     pub batch_size: u32,
+    /// Runs issue invoices at once (numbered, due); when false they leave drafts for an
+    /// operator to review and issue.
+    pub issue_invoices: bool,
+    /// Credit notes are this prefix and their own gap-free sequence.
+    pub credit_note_prefix: String,
+    pub issuer: Issuer,
 }
 
 impl Default for BillingConfig {
@@ -39,14 +57,32 @@ impl Default for BillingConfig {
             invoice_prefix: "INV-".into(),
             policy: BillingPolicy::default(),
             batch_size: 1000,
+            issue_invoices: true,
+            credit_note_prefix: "CN-".into(),
+            issuer: Issuer {
+                name: "Lastmile ISP".into(),
+                ..Issuer::default()
+            },
         }
     }
 }
 
-/// The plan catalogue, loaded once per run.
-struct Catalog {
+/// The plan catalogue and billing configuration, loaded once per run.
+pub(crate) struct Catalog {
     terms: HashMap<PlanVersionId, PlanTerms>,
     names: HashMap<PlanVersionId, String>,
+    zones: HashMap<String, TaxZone>,
+    pub(crate) policies: HashMap<String, DunningPolicy>,
+}
+
+impl Catalog {
+    /// The dunning policy of a subscriber: their own, else the default one.
+    pub(crate) fn dunning_policy(&self, code: Option<&str>) -> Option<&DunningPolicy> {
+        match code {
+            Some(c) => self.policies.get(c),
+            None => self.policies.values().find(|p| p.is_default),
+        }
+    }
 }
 
 impl App {
@@ -61,7 +97,29 @@ impl App {
     /// Starts the run for `as_of`, or returns the unfinished one to resume it. A finished run
     /// for the same date may be followed by another: it invoices only what changed (usually
     /// nothing).
-    pub async fn start_billing_run(&self, as_of: Date) -> AppResult<BillingRun> {
+    pub async fn start_billing_run(
+        &self,
+        as_of: Date,
+        subscriber: Option<SubscriberId>,
+    ) -> AppResult<BillingRun> {
+        if let Some(sub) = subscriber {
+            // A run for one subscriber is its own: it never joins a full run.
+            self.get_subscriber(sub).await?;
+            let run = BillingRun {
+                id: BillingRunId::generate(),
+                as_of,
+                status: BillingRunStatus::Running,
+                started_at: self.clock.now(),
+                finished_at: None,
+                cursor: None,
+                subscribers_processed: 0,
+                invoices_created: 0,
+                errors: Vec::new(),
+                subscriber_id: Some(sub),
+            };
+            self.store.insert_billing_run(&run).await?;
+            return Ok(run);
+        }
         if let Some(run) = self.store.unfinished_billing_run(as_of).await? {
             return Ok(run);
         }
@@ -75,6 +133,7 @@ impl App {
             subscribers_processed: 0,
             invoices_created: 0,
             errors: Vec::new(),
+            subscriber_id: None,
         };
         match self.store.insert_billing_run(&run).await {
             Ok(()) => Ok(run),
@@ -98,10 +157,21 @@ impl App {
     ) -> AppResult<BillingRun> {
         let catalog = self.catalog().await?;
         let cfg = &self.config.billing;
-        let mut loaded = self
-            .store
-            .billing_inputs(run.cursor, cfg.batch_size)
-            .await?;
+        let scoped = run.subscriber_id;
+        let load = |after: Option<SubscriberId>| async move {
+            match scoped {
+                // One batch: the subscriber, unless the run got past them already.
+                Some(sub) if after.is_none_or(|a| a < sub) => Ok(self
+                    .store
+                    .billing_input(sub)
+                    .await?
+                    .into_iter()
+                    .collect::<Vec<_>>()),
+                Some(_) => Ok(Vec::new()),
+                None => self.store.billing_inputs(after, cfg.batch_size).await,
+            }
+        };
+        let mut loaded = load(run.cursor).await?;
         while let Some(last) = loaded.last().map(|i| i.subscriber.id) {
             let inputs = std::mem::take(&mut loaded);
             let started = std::time::Instant::now();
@@ -124,6 +194,8 @@ impl App {
                     }
                 }
                 let rated = started.elapsed();
+                let billed: Vec<SubscriberId> =
+                    invoices.iter().map(|i: &NewInvoice| i.subscriber_id).collect();
                 self.store
                     .commit_billing_batch(&BillingBatch {
                         run: run.id,
@@ -134,9 +206,17 @@ impl App {
                         number_prefix: cfg.invoice_prefix.clone(),
                     })
                     .await?;
+                // Credit waiting on the account (an overpayment, a credit note, a negative
+                // invoice) pays the new invoices at once. A crash before this leaves it for
+                // the next payment or dunning pass, which settle first.
+                if cfg.issue_invoices && !billed.is_empty() {
+                    for sub in self.store.subscribers_with_credit(&billed).await? {
+                        self.settle_account(sub).await?;
+                    }
+                }
                 Ok::<_, AppError>((rated, started.elapsed()))
             };
-            let prefetch = self.store.billing_inputs(Some(last), cfg.batch_size);
+            let prefetch = load(Some(last));
             let (done, next) = tokio::join!(work, prefetch);
             let (rated, committed) = done?;
             loaded = next?;
@@ -160,14 +240,33 @@ impl App {
             .ok_or_else(|| AppError::not_found("billing run", run.id))
     }
 
-    async fn catalog(&self) -> AppResult<Catalog> {
+    pub(crate) async fn catalog(&self) -> AppResult<Catalog> {
         let mut terms = HashMap::new();
         let mut names = HashMap::new();
         for (name, v) in self.store.plan_catalog().await? {
             names.insert(v.id, name);
             terms.insert(v.id, v.terms);
         }
-        Ok(Catalog { terms, names })
+        let zones = self
+            .store
+            .list_tax_zones()
+            .await?
+            .into_iter()
+            .map(|z| (z.code.clone(), z))
+            .collect();
+        let policies = self
+            .store
+            .list_dunning_policies()
+            .await?
+            .into_iter()
+            .map(|p| (p.code.clone(), p))
+            .collect();
+        Ok(Catalog {
+            terms,
+            names,
+            zones,
+            policies,
+        })
     }
 
     /// The invoice a subscriber gets for the period containing `as_of`, if any is due.
@@ -184,47 +283,72 @@ impl App {
         if input.invoiced_periods.contains(&period.start) {
             return Ok(None);
         }
+        let zone = match &s.tax_zone {
+            Some(code) => Some(
+                catalog
+                    .zones
+                    .get(code)
+                    .ok_or_else(|| RatingError::UnknownTaxZone(code.clone()))?,
+            ),
+            None => None,
+        };
+        let mut policy = cfg.policy;
+        if let Some(p) = catalog.dunning_policy(s.dunning_policy.as_deref()) {
+            policy.bill_dunning_suspensions = p.bill_suspended_days;
+        }
         let ctx = RatingContext {
             tz: &cfg.time_zone,
             billing_day: s.billing_day,
             currency: &s.currency,
             plans: &catalog.terms,
-            policy: cfg.policy,
+            policy,
+            discounts: &input.discounts,
         };
-        let mut expected = Vec::new();
-        for h in &input.services {
-            expected.extend(expected_charges(h, &ctx, period)?);
-        }
+        let expected = expected_for_subscriber(&input.services, &ctx, period)?;
         let drafts = difference(&expected, &input.invoiced, period);
         if drafts.is_empty() {
             return Ok(None);
         }
         let id = InvoiceId::generate();
-        let lines = drafts
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let name = catalog
-                    .names
+        let mut lines = Vec::with_capacity(drafts.len());
+        for (i, d) in drafts.iter().enumerate() {
+            let name = catalog
+                .names
+                .get(&d.key.plan_version_id)
+                .map(String::as_str)
+                .unwrap_or("plan");
+            let mut line = line_from_draft(id, s.id, i as i32 + 1, d, name);
+            if zone.is_some() {
+                let class = &catalog
+                    .terms
                     .get(&d.key.plan_version_id)
-                    .map(String::as_str)
-                    .unwrap_or("plan");
-                line_from_draft(id, s.id, i as i32 + 1, d, name)
-            })
-            .collect();
+                    .ok_or(RatingError::UnknownPlanVersion(d.key.plan_version_id))?
+                    .tax_class;
+                let t = tax_line(d.amount_minor, class, zone);
+                line.tax_minor = t.tax_minor;
+                line.taxes = t.taxes;
+            }
+            lines.push(line);
+        }
         Ok(Some(NewInvoice {
             id,
             subscriber_id: s.id,
             currency: s.currency.clone(),
             period_start: period.start,
             period_end: period.end,
-            issued_at: self.clock.now(),
-            due_date: as_of
-                .checked_add(cfg.payment_terms_days.days())
-                .unwrap_or(as_of),
+            created_at: self.clock.now(),
+            issue: cfg.issue_invoices.then(|| self.due_date(as_of)),
+            prices_include_tax: zone.is_some_and(|z| z.prices_include_tax),
             billing_run_id: Some(run),
             lines,
         }))
+    }
+
+    /// Due date of an invoice issued on `issued_on`.
+    pub(crate) fn due_date(&self, issued_on: Date) -> Date {
+        issued_on
+            .checked_add(self.config.billing.payment_terms_days.days())
+            .unwrap_or(issued_on)
     }
 
     pub async fn get_billing_run(&self, id: BillingRunId) -> AppResult<BillingRun> {

@@ -283,85 +283,16 @@ impl App {
             _ => None,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let now = self.clock.now();
-            let before = self.get_service(id).await?;
-            let eff = effective_at.unwrap_or(now);
-            timeline::check_effective_at(eff, now, self.config.backdate_window)
-                .map_err(|m| AppError::invalid("effective_at", m))?;
-            if let Some(plan) = &target_plan {
-                let sub = self.get_subscriber(before.subscriber_id).await?;
-                if sub.currency != plan.current.terms.currency {
-                    return Err(AppError::invalid(
-                        "plan_id",
-                        format!(
-                            "the plan is priced in {}, the subscriber is billed in {}",
-                            plan.current.terms.currency, sub.currency
-                        ),
-                    ));
-                }
-            }
-            let (initial_plan, initial_version) = self
-                .store
-                .service_initial_plan(id)
-                .await?
-                .ok_or_else(|| AppError::not_found("service", id))?;
-            let existing = self.store.service_timeline(id).await?;
-            let event = TimelineEvent {
-                id: ServiceEventId::generate(),
-                service_id: id,
-                subscriber_id: before.subscriber_id,
-                seq: existing.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
-                kind: action.kind(),
-                effective_at: eff,
-                recorded_at: now,
-                plan_id: target_plan.as_ref().map(|p| p.id),
-                plan_version_id: target_plan.as_ref().map(|p| p.current.id),
-                suspension_cause: match action {
-                    ServiceAction::Suspend { cause } => Some(cause),
-                    _ => None,
-                },
-                reason: reason.clone(),
-                actor: actor.name.clone(),
-            };
-            let initial = ServiceState::pending(initial_plan, initial_version);
-            let state = timeline::add_event(initial, &existing, &event).map_err(|e| {
-                let current = match &e {
-                    TimelineError::Illegal { transition, .. } => transition.status.to_string(),
-                    _ => before.status.to_string(),
-                };
-                AppError::Conflict {
-                    kind: "invalid-state",
-                    message: e.to_string(),
-                    current_state: Some(current),
-                    field: None,
-                }
-            })?;
-            let mut after = before.clone();
-            after.status = state.status;
-            after.plan_id = state.plan_id;
-            after.plan_version_id = state.plan_version_id;
-            after.suspension_cause = state.suspension_cause;
-            after.updated_at = now;
-            after.revision = before.revision + 1;
-            let jobs = jobs_for(now, &before, &after, &event);
-            let audit = AuditEvent::new(
-                now,
-                actor,
-                Some(before.subscriber_id),
-                "service",
-                id,
-                &format!("service.{}", event.kind.action()),
-                Some(&before),
-                Some(&after),
-            )
-            .with_reason(reason.clone());
-            let change = ServiceChange {
-                service: after,
-                expected_revision: before.revision,
-                event,
-                audit,
-                jobs,
-            };
+            let change = self
+                .prepare_service_change(
+                    actor,
+                    id,
+                    &action,
+                    reason.clone(),
+                    effective_at,
+                    target_plan.as_ref(),
+                )
+                .await?;
             match self.store.record_service_change(&change).await {
                 Ok(()) => {
                     if !change.jobs.is_empty() {
@@ -383,5 +314,99 @@ impl App {
             current_state: None,
             field: None,
         })
+    }
+
+    /// Builds the change a service action makes as of now (timeline event validated against
+    /// the whole timeline, the row's projection, audit, provisioning jobs) without writing it:
+    /// the caller writes it alone or together with other changes (dunning, payments).
+    pub(crate) async fn prepare_service_change(
+        &self,
+        actor: &Actor,
+        id: ServiceId,
+        action: &ServiceAction,
+        reason: Option<String>,
+        effective_at: Option<Timestamp>,
+        target_plan: Option<&lastmile_domain::plan::Plan>,
+    ) -> AppResult<ServiceChange> {
+        let now = self.clock.now();
+        let before = self.get_service(id).await?;
+        let eff = effective_at.unwrap_or(now);
+        timeline::check_effective_at(eff, now, self.config.backdate_window)
+            .map_err(|m| AppError::invalid("effective_at", m))?;
+        if let Some(plan) = &target_plan {
+            let sub = self.get_subscriber(before.subscriber_id).await?;
+            if sub.currency != plan.current.terms.currency {
+                return Err(AppError::invalid(
+                    "plan_id",
+                    format!(
+                        "the plan is priced in {}, the subscriber is billed in {}",
+                        plan.current.terms.currency, sub.currency
+                    ),
+                ));
+            }
+        }
+        let (initial_plan, initial_version) = self
+            .store
+            .service_initial_plan(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("service", id))?;
+        let existing = self.store.service_timeline(id).await?;
+        let event = TimelineEvent {
+            id: ServiceEventId::generate(),
+            service_id: id,
+            subscriber_id: before.subscriber_id,
+            seq: existing.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
+            kind: action.kind(),
+            effective_at: eff,
+            recorded_at: now,
+            plan_id: target_plan.as_ref().map(|p| p.id),
+            plan_version_id: target_plan.as_ref().map(|p| p.current.id),
+            suspension_cause: match action {
+                ServiceAction::Suspend { cause } => Some(*cause),
+                _ => None,
+            },
+            reason: reason.clone(),
+            actor: actor.name.clone(),
+        };
+        let initial = ServiceState::pending(initial_plan, initial_version);
+        let state = timeline::add_event(initial, &existing, &event).map_err(|e| {
+            let current = match &e {
+                TimelineError::Illegal { transition, .. } => transition.status.to_string(),
+                _ => before.status.to_string(),
+            };
+            AppError::Conflict {
+                kind: "invalid-state",
+                message: e.to_string(),
+                current_state: Some(current),
+                field: None,
+            }
+        })?;
+        let mut after = before.clone();
+        after.status = state.status;
+        after.plan_id = state.plan_id;
+        after.plan_version_id = state.plan_version_id;
+        after.suspension_cause = state.suspension_cause;
+        after.updated_at = now;
+        after.revision = before.revision + 1;
+        let jobs = jobs_for(now, &before, &after, &event);
+        let audit = AuditEvent::new(
+            now,
+            actor,
+            Some(before.subscriber_id),
+            "service",
+            id,
+            &format!("service.{}", event.kind.action()),
+            Some(&before),
+            Some(&after),
+        )
+        .with_reason(reason.clone());
+        let change = ServiceChange {
+            service: after,
+            expected_revision: before.revision,
+            event,
+            audit,
+            jobs,
+        };
+        Ok(change)
     }
 }

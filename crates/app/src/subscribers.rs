@@ -65,6 +65,12 @@ impl App {
         let tax_zone = e
             .check("tax_zone", validate::optional(req.tax_zone.as_deref(), 40))
             .flatten();
+        let dunning_policy = e
+            .check(
+                "dunning_policy",
+                validate::optional(req.dunning_policy.as_deref(), 40),
+            )
+            .flatten();
         let billing_day = e.check("billing_day", BillingDay::new(req.billing_day.unwrap_or(1)));
         let custom = req.custom_fields.clone().unwrap_or_default();
         custom_fields(&custom, &mut e);
@@ -73,6 +79,8 @@ impl App {
         else {
             return Err(e.into());
         };
+        self.check_billing_codes(tax_zone.as_deref(), dunning_policy.as_deref())
+            .await?;
 
         let auto_number = number.is_none();
         for _ in 0..NUMBER_ATTEMPTS {
@@ -93,6 +101,7 @@ impl App {
                 billing_address: billing_address.clone(),
                 currency: currency.clone(),
                 tax_zone: tax_zone.clone(),
+                dunning_policy: dunning_policy.clone(),
                 billing_day,
                 status: SubscriberStatus::Active,
                 custom_fields: custom.clone(),
@@ -182,6 +191,11 @@ impl App {
                 .check("tax_zone", validate::optional(t.as_deref(), 40))
                 .flatten();
         }
+        if let Some(p) = &req.dunning_policy {
+            s.dunning_policy = e
+                .check("dunning_policy", validate::optional(p.as_deref(), 40))
+                .flatten();
+        }
         if let Some(d) = req.billing_day {
             if let Some(d) = e.check("billing_day", BillingDay::new(d)) {
                 s.billing_day = d;
@@ -195,6 +209,8 @@ impl App {
         if s == before {
             return Ok(before);
         }
+        self.check_billing_codes(s.tax_zone.as_deref(), s.dunning_policy.as_deref())
+            .await?;
         s.updated_at = self.clock.now();
         s.revision = before.revision + 1;
         let audit = AuditEvent::new(
@@ -277,5 +293,34 @@ impl App {
             .update_subscriber(&s, before.revision, &audit)
             .await?;
         Ok(s)
+    }
+
+    /// A subscriber's tax zone and dunning policy must exist: billing would fail on them.
+    async fn check_billing_codes(
+        &self,
+        tax_zone: Option<&str>,
+        dunning_policy: Option<&str>,
+    ) -> AppResult<()> {
+        let mut e = ValidationErrors::new();
+        if let Some(z) = tax_zone {
+            if !self.store.list_tax_zones().await?.iter().any(|t| t.code == z) {
+                e.add("tax_zone", format!("no tax zone `{z}` (see GET /api/v1/tax-zones)"));
+            }
+        }
+        if let Some(p) = dunning_policy {
+            if !self
+                .store
+                .list_dunning_policies()
+                .await?
+                .iter()
+                .any(|d| d.code == p)
+            {
+                e.add(
+                    "dunning_policy",
+                    format!("no dunning policy `{p}` (see GET /api/v1/dunning-policies)"),
+                );
+            }
+        }
+        Ok(e.into_result()?)
     }
 }

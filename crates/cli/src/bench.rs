@@ -116,6 +116,7 @@ pub async fn billing(app: &App, subscribers: usize, as_of: Date, workers: usize)
                             billing_address: None,
                             currency: "EUR".into(),
                             tax_zone: None,
+                            dunning_policy: None,
                             billing_day: Some(if i % 5 == 0 { 1 + (i % 28) as i64 } else { 1 }),
                             custom_fields: None,
                         },
@@ -206,7 +207,7 @@ pub async fn billing(app: &App, subscribers: usize, as_of: Date, workers: usize)
     let rss_before = peak_rss_mib();
     reset_peak_rss();
     let t0 = Instant::now();
-    let run = app.start_billing_run(as_of).await.map_err(err)?;
+    let run = app.start_billing_run(as_of, None).await.map_err(err)?;
     let run = app.execute_billing_run(run, &|_| {}).await.map_err(err)?;
     let secs = t0.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
@@ -220,7 +221,7 @@ pub async fn billing(app: &App, subscribers: usize, as_of: Date, workers: usize)
         rss_before.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "n/a".into()),
     );
     let t1 = Instant::now();
-    let again = app.start_billing_run(as_of).await.map_err(err)?;
+    let again = app.start_billing_run(as_of, None).await.map_err(err)?;
     let again = app.execute_billing_run(again, &|_| {}).await.map_err(err)?;
     let secs = t1.elapsed().as_secs_f64();
     println!(

@@ -5,12 +5,16 @@
 use anyhow::{anyhow, Result};
 use jiff::{SignedDuration, Timestamp};
 use lastmile_api_types::{
+    CreatePayment, DunningPolicyBody, TaxZoneBody,
     CreateNas, CreatePlan, CreateService, CreateSubscriber, PlanTermsBody, ServiceActionBody,
 };
 use lastmile_app::services::ServiceAction;
 use lastmile_app::{App, AppConfig, ManualClock};
 use lastmile_domain::audit::Actor;
-use lastmile_domain::ids::{PlanId, ServiceId};
+use lastmile_domain::billing::account::PaymentMethod;
+use lastmile_domain::billing::dunning::{DunningActionKind, DunningStep};
+use lastmile_domain::billing::tax::{Rate, Tax};
+use lastmile_domain::ids::{PlanId, ServiceId, SubscriberId};
 use lastmile_domain::nas::VendorProfile;
 use lastmile_domain::plan::CapPolicy;
 use lastmile_domain::service::SuspensionCause;
@@ -179,6 +183,51 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
     let actor = Actor::system("demo");
     let mut rng = Lcg(0x1a57_311e);
 
+    // German consumer pricing: plan prices include 19 % VAT.
+    history
+        .create_tax_zone(
+            &actor,
+            TaxZoneBody {
+                code: "DE".into(),
+                name: "Germany".into(),
+                prices_include_tax: true,
+                taxes: vec![Tax {
+                    name: "VAT".into(),
+                    tax_class: "standard".into(),
+                    rate: Rate::parse_percent("19").map_err(|e| anyhow!(e))?,
+                }],
+            },
+        )
+        .await
+        .map_err(err)?;
+    history
+        .create_dunning_policy(
+            &actor,
+            DunningPolicyBody {
+                code: "standard".into(),
+                name: "Remind at 3 days, suspend at 14, terminate at 60".into(),
+                steps: vec![
+                    DunningStep {
+                        days_overdue: 3,
+                        action: DunningActionKind::Remind,
+                    },
+                    DunningStep {
+                        days_overdue: 14,
+                        action: DunningActionKind::Suspend,
+                    },
+                    DunningStep {
+                        days_overdue: 60,
+                        action: DunningActionKind::Terminate,
+                    },
+                ],
+                bill_suspended_days: false,
+                is_default: true,
+            },
+        )
+        .await
+        .map_err(err)?;
+    let mut subscriber_ids: Vec<Option<SubscriberId>> = vec![None; subscribers];
+
     let mut plan_ids: Vec<PlanId> = Vec::new();
     for p in plans() {
         let plan = history
@@ -322,6 +371,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                             billing_address: Some(address.clone()),
                             currency: "EUR".into(),
                             tax_zone: Some("DE".into()),
+                            dunning_policy: None,
                             billing_day: Some(if rng.chance(80) {
                                 1
                             } else {
@@ -332,6 +382,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                     )
                     .await
                     .map_err(err)?;
+                subscriber_ids[i] = Some(sub.id);
                 let weights = [20u64, 25, 15, 20, 10, 10];
                 let mut pick = rng.below(100);
                 let mut plan = 0;
@@ -365,13 +416,42 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
             }
             Step::Bill => {
                 let run = history
-                    .start_billing_run(history.billing_today())
+                    .start_billing_run(history.billing_today(), None)
                     .await
                     .map_err(err)?;
                 history
                     .execute_billing_run(run, &|_| {})
                     .await
                     .map_err(err)?;
+                // Most subscribers pay what they owe within a week or two, a few late or not
+                // at all; dunning takes care of those.
+                let today = history.billing_today();
+                for (i, sub) in subscriber_ids.iter().enumerate() {
+                    let Some(sub) = *sub else { continue };
+                    if (i as i64 + today.day() as i64) % 7 != 0 || !rng.chance(85) {
+                        continue;
+                    }
+                    let owed = history.get_account(sub).await.map_err(err)?.balance_minor();
+                    if owed > 0 {
+                        history
+                            .record_payment(
+                                &actor,
+                                CreatePayment {
+                                    subscriber_id: sub.0,
+                                    amount_minor: owed,
+                                    currency: None,
+                                    method: PaymentMethod::BankTransfer,
+                                    reference: None,
+                                    external_id: None,
+                                    received_at: None,
+                                    allocations: Vec::new(),
+                                },
+                            )
+                            .await
+                            .map_err(err)?;
+                    }
+                }
+                history.run_dunning(today).await.map_err(err)?;
             }
             Step::Act(i, action) => {
                 let Some(id) = services[i] else { continue };

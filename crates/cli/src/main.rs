@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 
+use lastmile_domain::ids::SubscriberId;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lastmile_app::{App, AppConfig, Clock, SecretBox, SystemClock};
@@ -45,6 +46,27 @@ struct Cli {
     /// Subscribers per atomic billing batch.
     #[arg(long, global = true, default_value_t = 1000)]
     billing_batch_size: u32,
+    /// Billing runs leave drafts for review (`POST /invoices/{id}/issue`) instead of issuing.
+    #[arg(long, global = true, env = "LASTMILE_INVOICE_DRAFTS")]
+    invoice_drafts: bool,
+    /// Credit note numbers: this prefix and their own gap-free sequence.
+    #[arg(long, global = true, default_value = "CN-")]
+    credit_note_prefix: String,
+    /// The ISP's name, printed on invoices.
+    #[arg(long, global = true, env = "LASTMILE_ISP_NAME", default_value = "Lastmile ISP")]
+    isp_name: String,
+    /// The ISP's postal address on invoices; lines separated by `;` or newlines.
+    #[arg(long, global = true, env = "LASTMILE_ISP_ADDRESS", default_value = "")]
+    isp_address: String,
+    /// The ISP's tax (VAT) id on invoices.
+    #[arg(long, global = true, env = "LASTMILE_ISP_TAX_ID")]
+    isp_tax_id: Option<String>,
+    /// Contact e-mail on invoices.
+    #[arg(long, global = true, env = "LASTMILE_ISP_EMAIL")]
+    isp_email: Option<String>,
+    /// Contact phone on invoices.
+    #[arg(long, global = true, env = "LASTMILE_ISP_PHONE")]
+    isp_phone: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +86,11 @@ enum Command {
     Billing {
         #[command(subcommand)]
         command: BillingCommand,
+    },
+    /// Dunning.
+    Dunning {
+        #[command(subcommand)]
+        command: DunningCommand,
     },
     /// Load tools that measure the system on this machine.
     Bench {
@@ -101,6 +128,20 @@ enum BillingCommand {
     /// resumes an interrupted run for the same date).
     Run {
         /// Billing date (YYYY-MM-DD, operator time zone); default today.
+        #[arg(long)]
+        as_of: Option<jiff::civil::Date>,
+        /// Bill only this subscriber (id), in a run of its own.
+        #[arg(long)]
+        subscriber: Option<uuid::Uuid>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DunningCommand {
+    /// Walk every subscriber with an overdue invoice through their dunning policy (remind,
+    /// suspend, terminate). Idempotent: a step is taken once per invoice.
+    Run {
+        /// Date of the pass (YYYY-MM-DD, operator time zone); default today.
         #[arg(long)]
         as_of: Option<jiff::civil::Date>,
     },
@@ -169,10 +210,32 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Billing {
-            command: BillingCommand::Run { as_of },
+            command: BillingCommand::Run { as_of, subscriber },
         } => {
             let app = build_app(&cli, 90).await?;
-            billing_run(&app, *as_of).await
+            billing_run(&app, *as_of, subscriber.map(SubscriberId)).await
+        }
+        Command::Dunning {
+            command: DunningCommand::Run { as_of },
+        } => {
+            let app = build_app(&cli, 90).await?;
+            let as_of = as_of.unwrap_or_else(|| app.billing_today());
+            let r = app
+                .run_dunning(as_of)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for e in &r.errors {
+                eprintln!("not dunned: subscriber {}: {}", e.subscriber_id, e.message);
+            }
+            println!(
+                "dunning for {as_of}: {} subscribers overdue, {} reminders, {} services suspended, {} terminated, {} errors",
+                r.subscribers_checked,
+                r.reminders,
+                r.suspensions,
+                r.terminations,
+                r.errors.len()
+            );
+            Ok(())
         }
         Command::Bench {
             command:
@@ -293,6 +356,21 @@ async fn build_app(cli: &Cli, backdate_days: i64) -> Result<App> {
             payment_terms_days: cli.payment_terms_days,
             invoice_prefix: cli.invoice_prefix.clone(),
             batch_size: cli.billing_batch_size.clamp(1, 10_000),
+            issue_invoices: !cli.invoice_drafts,
+            credit_note_prefix: cli.credit_note_prefix.clone(),
+            issuer: lastmile_app::billing::Issuer {
+                name: cli.isp_name.clone(),
+                address_lines: cli
+                    .isp_address
+                    .split([';', '\n'])
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                tax_id: cli.isp_tax_id.clone(),
+                email: cli.isp_email.clone(),
+                phone: cli.isp_phone.clone(),
+            },
             ..Default::default()
         },
     };
@@ -300,11 +378,15 @@ async fn build_app(cli: &Cli, backdate_days: i64) -> Result<App> {
     Ok(App::new(store, clock, secrets, config))
 }
 
-async fn billing_run(app: &App, as_of: Option<jiff::civil::Date>) -> Result<()> {
+async fn billing_run(
+    app: &App,
+    as_of: Option<jiff::civil::Date>,
+    subscriber: Option<SubscriberId>,
+) -> Result<()> {
     use std::io::{IsTerminal, Write};
     let as_of = as_of.unwrap_or_else(|| app.billing_today());
     let run = app
-        .start_billing_run(as_of)
+        .start_billing_run(as_of, subscriber)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if run.cursor.is_some() {
@@ -412,8 +494,12 @@ async fn billing_scheduler(app: App, mut stop: watch::Receiver<bool>) {
         let today = app.billing_today();
         if done != Some(today) {
             let work = async {
-                let run = app.start_billing_run(today).await?;
-                app.execute_billing_run(run, &|_| {}).await
+                let run = app.start_billing_run(today, None).await?;
+                let run = app.execute_billing_run(run, &|_| {}).await?;
+                // Dunning after billing: today's invoices are issued, today's payments in.
+                let dunning = app.run_dunning(today).await?;
+                tracing::info!(as_of = %today, reminders = dunning.reminders, suspensions = dunning.suspensions, terminations = dunning.terminations, errors = dunning.errors.len(), "daily dunning done");
+                Ok::<_, lastmile_app::AppError>(run)
             };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,

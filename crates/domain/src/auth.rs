@@ -51,6 +51,7 @@ impl Role {
             ReadAudit => matches!(self, Admin | Billing | Support | Noc | Readonly),
             ReadBilling => matches!(self, Admin | Billing | Support | Readonly),
             RunBilling => matches!(self, Admin | Billing),
+            WriteBilling => matches!(self, Admin | Billing),
         }
     }
 }
@@ -94,12 +95,15 @@ pub enum Permission {
     ReadAudit,
     /// Read invoices and billing runs.
     ReadBilling,
-    /// Start billing runs (and, later, issue, void and credit invoices).
+    /// Start billing and dunning runs.
     RunBilling,
+    /// Issue, void and credit invoices; record payments and refunds; billing configuration
+    /// (tax zones, dunning policies, discounts).
+    WriteBilling,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Read,
         Permission::WriteSubscribers,
         Permission::WritePlans,
@@ -110,6 +114,7 @@ impl Permission {
         Permission::ReadAudit,
         Permission::ReadBilling,
         Permission::RunBilling,
+        Permission::WriteBilling,
     ];
 }
 

@@ -15,3 +15,4 @@ pub mod timeline;
 pub mod validate;
 
 pub use jiff::Timestamp;
+pub use uuid::Uuid;

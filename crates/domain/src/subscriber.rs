@@ -130,6 +130,8 @@ pub struct Subscriber {
     pub billing_address: Address,
     pub currency: Currency,
     pub tax_zone: Option<String>,
+    /// Code of the dunning policy; `None`: the default policy.
+    pub dunning_policy: Option<String>,
     pub billing_day: BillingDay,
     pub status: SubscriberStatus,
     /// Operator-defined fields (string keys, any JSON value).

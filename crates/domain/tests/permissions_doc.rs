@@ -16,6 +16,7 @@ fn permission(name: &str) -> Permission {
         "read audit" => Permission::ReadAudit,
         "read billing" => Permission::ReadBilling,
         "run billing" => Permission::RunBilling,
+        "write billing" => Permission::WriteBilling,
         other => panic!("ARCHITECTURE.md names an unknown permission {other:?}"),
     }
 }

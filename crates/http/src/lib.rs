@@ -5,6 +5,7 @@
 pub mod error;
 pub mod extract;
 mod idempotency;
+pub mod invoice_html;
 pub mod metrics;
 mod pagination;
 mod routes;

@@ -71,6 +71,25 @@ async fn audit_actions(t: &TestApp, id: &str) -> Vec<Value> {
 }
 
 async fn create_assigns_numbers_and_keeps_given_ones(t: TestApp) {
+    // A subscriber's tax zone must exist.
+    let r = t
+        .admin(
+            "POST",
+            "/api/v1/subscribers",
+            Some(json!({"name": "Nobody", "currency": "EUR", "tax_zone": "UK"})),
+        )
+        .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["tax_zone"]);
+    let r = t
+        .admin(
+            "POST",
+            "/api/v1/tax-zones",
+            Some(json!({"code": "UK", "name": "United Kingdom",
+                        "taxes": [{"name": "VAT", "tax_class": "standard", "rate": "20"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
     let r = t
         .admin(
             "POST",

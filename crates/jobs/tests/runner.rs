@@ -80,6 +80,7 @@ impl Fixture {
                     billing_address: None,
                     currency: "EUR".into(),
                     tax_zone: None,
+                    dunning_policy: None,
                     billing_day: None,
                     custom_fields: None,
                 },

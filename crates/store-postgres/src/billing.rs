@@ -70,6 +70,33 @@ pub async fn billing_inputs(
     .await
     .map_err(db_err)?;
     let subscribers = collect(subscribers, rows::subscriber)?;
+    let inputs = histories(&mut tx, subscribers).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(inputs)
+}
+
+pub async fn billing_input(s: &PgStore, sub: SubscriberId) -> Result<Option<BillingInput>> {
+    let mut tx = s
+        .pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(db_err)?;
+    let subscribers = sqlx::query("SELECT * FROM subscribers WHERE id = $1")
+        .bind(sub.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let subscribers = collect(subscribers, rows::subscriber)?;
+    let inputs = histories(&mut tx, subscribers).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(inputs.into_iter().next())
+}
+
+/// The billing history of `subscribers` (in id order), read by id range.
+async fn histories(
+    tx: &mut PgConnection,
+    subscribers: Vec<lastmile_domain::subscriber::Subscriber>,
+) -> Result<Vec<BillingInput>> {
     let (Some(first), Some(last)) = (subscribers.first(), subscribers.last()) else {
         return Ok(Vec::new());
     };
@@ -130,7 +157,7 @@ pub async fn billing_inputs(
     .collect::<Result<Vec<_>>>()?;
     let periods = sqlx::query(
         "SELECT subscriber_id, period_start FROM invoices
-         WHERE subscriber_id >= $1 AND subscriber_id <= $2",
+         WHERE subscriber_id >= $1 AND subscriber_id <= $2 AND status <> 'void'",
     )
     .bind(first)
     .bind(last)
@@ -146,21 +173,30 @@ pub async fn billing_inputs(
         ))
     })
     .collect::<Result<Vec<_>>>()?;
-    tx.commit().await.map_err(db_err)?;
+    let discounts = sqlx::query(
+        "SELECT * FROM discounts WHERE subscriber_id >= $1 AND subscriber_id <= $2",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let discounts = collect(discounts, rows::discount)?;
     Ok(rows::assemble_billing_inputs(
         subscribers,
         services,
         events,
         invoiced,
         periods,
+        discounts,
     ))
 }
 
 pub async fn insert_billing_run(s: &PgStore, run: &BillingRun) -> Result<()> {
     sqlx::query(
         "INSERT INTO billing_runs (id, as_of, status, started_at, finished_at, cursor,
-             subscribers_processed, invoices_created, errors)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             subscribers_processed, invoices_created, errors, subscriber_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(run.id.0)
     .bind(run.as_of.to_string())
@@ -171,6 +207,7 @@ pub async fn insert_billing_run(s: &PgStore, run: &BillingRun) -> Result<()> {
     .bind(run.subscribers_processed)
     .bind(run.invoices_created)
     .bind(to_json(&run.errors))
+    .bind(run.subscriber_id.map(|s| s.0))
     .execute(&s.pool)
     .await
     .map_err(db_err)?;
@@ -195,7 +232,10 @@ pub async fn list_billing_runs(s: &PgStore, page: Page) -> Result<Vec<BillingRun
 }
 
 pub async fn unfinished_billing_run(s: &PgStore, as_of: Date) -> Result<Option<BillingRun>> {
-    sqlx::query("SELECT * FROM billing_runs WHERE as_of = $1 AND status = 'running'")
+    sqlx::query(
+        "SELECT * FROM billing_runs
+         WHERE as_of = $1 AND status = 'running' AND subscriber_id IS NULL",
+    )
         .bind(as_of.to_string())
         .fetch_optional(&s.pool)
         .await
@@ -273,13 +313,17 @@ async fn write_batch<'a>(
     .map_err(db_err)?;
     let fresh = without_existing(&mut tx, &b.invoices).await?;
     let count = fresh.len() as i64;
-    if count > 0 {
+    // Drafts get their number when issued.
+    let issued = fresh.iter().filter(|i| i.issue.is_some()).count() as i64;
+    if issued > 0 {
         sqlx::query("UPDATE counters SET value = $2 WHERE name = $1")
             .bind(INVOICE_COUNTER)
-            .bind(base + count)
+            .bind(base + issued)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+    }
+    if count > 0 {
         insert_invoices(&mut tx, &fresh, base + 1, &b.number_prefix).await?;
         insert_lines(&mut tx, &fresh).await?;
     }
@@ -353,6 +397,7 @@ async fn without_existing<'a>(
          FROM UNNEST($1::uuid[], $2::text[]) AS b (subscriber_id, period_start),
          LATERAL (SELECT 1 FROM invoices i
                   WHERE i.subscriber_id = b.subscriber_id AND i.period_start = b.period_start
+                    AND i.status <> 'void'
                   LIMIT 1) AS found",
     )
     .bind(subs)
@@ -451,7 +496,8 @@ async fn references_exist(conn: &mut PgConnection, refs: References) -> Result<b
     Ok([found.0, found.1, found.2, found.3, found.4] == expected)
 }
 
-/// Inserts `invs` numbered `prefix` + `first`, `first + 1`, … in batch order.
+/// Inserts `invs`, numbering the issued ones `prefix` + `first`, `first + 1`, … in batch
+/// order.
 async fn insert_invoices(
     tx: &mut PgConnection,
     invs: &[&NewInvoice],
@@ -459,27 +505,47 @@ async fn insert_invoices(
     prefix: &str,
 ) -> Result<()> {
     let mut rows = CopyRows::new(invs.len() * 200);
-    for (i, inv) in invs.iter().enumerate() {
-        let total = inv.total_minor();
-        rows.row(13);
+    let mut next = first;
+    for inv in invs {
+        rows.row(15);
         rows.uuid(inv.id.0);
         rows.uuid(inv.subscriber_id.0);
-        rows.text(&format!("{prefix}{:06}", first + i as i64))?;
-        rows.text(InvoiceStatus::Issued.as_str())?;
+        match inv.issue {
+            Some(_) => {
+                rows.text(&rows::invoice_number(prefix, next))?;
+                next += 1;
+                rows.text(InvoiceStatus::Issued.as_str())?;
+            }
+            None => {
+                rows.null();
+                rows.text(InvoiceStatus::Draft.as_str())?;
+            }
+        }
         rows.text(inv.currency.as_str())?;
         rows.text(&inv.period_start.to_string())?;
         rows.text(&inv.period_end.to_string())?;
-        rows.i64(micros(inv.issued_at));
-        rows.text(&inv.due_date.to_string())?;
-        rows.i64(total);
-        rows.i64(0);
-        rows.i64(total);
+        rows.i64(micros(inv.created_at));
+        match inv.issue {
+            Some(due) => {
+                rows.i64(micros(inv.created_at));
+                rows.text(&due.to_string())?;
+            }
+            None => {
+                rows.null();
+                rows.null();
+            }
+        }
+        rows.i64(inv.subtotal_minor());
+        rows.i64(inv.tax_minor());
+        rows.i64(inv.total_minor());
+        rows.bool(inv.prices_include_tax);
         rows.opt_uuid(inv.billing_run_id.map(|r| r.0));
     }
     copy_in(
         tx,
         "COPY invoices (id, subscriber_id, number, status, currency, period_start, period_end,
-             issued_at, due_date, subtotal_minor, tax_minor, total_minor, billing_run_id)
+             created_at, issued_at, due_date, subtotal_minor, tax_minor, total_minor,
+             prices_include_tax, billing_run_id)
          FROM STDIN (FORMAT binary)",
         rows,
     )
@@ -493,7 +559,7 @@ async fn insert_lines(tx: &mut PgConnection, invs: &[&NewInvoice]) -> Result<()>
     }
     let mut rows = CopyRows::new(n * 250);
     for l in invs.iter().flat_map(|i| i.lines.iter()) {
-        rows.row(13);
+        rows.row(15);
         rows.uuid(l.id.0);
         rows.uuid(l.invoice_id.0);
         rows.uuid(l.subscriber_id.0);
@@ -507,12 +573,18 @@ async fn insert_lines(tx: &mut PgConnection, invs: &[&NewInvoice]) -> Result<()>
         rows.i64(l.days);
         rows.i64(l.period_days);
         rows.i64(l.amount_minor);
+        rows.i64(l.tax_minor);
+        if l.taxes.is_empty() {
+            rows.null();
+        } else {
+            rows.jsonb(&to_json(&l.taxes).to_string())?;
+        }
     }
     copy_in(
         tx,
         "COPY invoice_lines (id, invoice_id, subscriber_id, position, description, service_id,
              charge_kind, charge_period_start, plan_version_id, correction, days, period_days,
-             amount_minor)
+             amount_minor, tax_minor, taxes)
          FROM STDIN (FORMAT binary)",
         rows,
     )
@@ -561,6 +633,26 @@ impl CopyRows {
             Some(u) => self.uuid(u),
             None => self.buf.extend_from_slice(&(-1i32).to_be_bytes()),
         }
+    }
+
+    fn null(&mut self) {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    fn bool(&mut self, v: bool) {
+        self.buf.extend_from_slice(&1i32.to_be_bytes());
+        self.buf.push(u8::from(v));
+    }
+
+    /// `jsonb`'s binary form: a version byte (1) and the JSON text.
+    fn jsonb(&mut self, json: &str) -> Result<()> {
+        let len = i32::try_from(json.len() + 1).map_err(|_| {
+            StoreError::Backend("a JSON value exceeds PostgreSQL's 1 GB limit".into())
+        })?;
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.push(1);
+        self.buf.extend_from_slice(json.as_bytes());
+        Ok(())
     }
 
     fn i64(&mut self, v: i64) {
@@ -620,6 +712,9 @@ pub async fn list_invoices(s: &PgStore, f: &InvoiceFilter, page: Page) -> Result
     }
     if let Some(st) = f.status {
         q.push(" AND status = ").push_bind(st.as_str());
+    }
+    if let Some(n) = &f.number {
+        q.push(" AND number = ").push_bind(n.clone());
     }
     if let Some(p) = f.period_start {
         q.push(" AND period_start = ").push_bind(p.to_string());

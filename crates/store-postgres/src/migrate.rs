@@ -11,6 +11,7 @@ use sqlx::PgPool;
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "billing", include_str!("../migrations/0002_billing.sql")),
+    (3, "money", include_str!("../migrations/0003_money.sql")),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

@@ -48,6 +48,9 @@ impl<R: Borrow<PgRow>> RowGet for Row<R> {
     fn opt_json(&self, col: &str) -> Result<Option<serde_json::Value>> {
         self.get(col)
     }
+    fn bool(&self, col: &str) -> Result<bool> {
+        self.get(col)
+    }
 }
 
 /// SQLSTATE `serialization_failure`.

@@ -48,6 +48,7 @@ async fn insert_and_read_back_a_subscriber() {
         },
         currency: Currency::parse("EUR").expect("currency"),
         tax_zone: None,
+        dunning_policy: None,
         billing_day: BillingDay::new(15).expect("billing day"),
         status: SubscriberStatus::Active,
         custom_fields: custom,

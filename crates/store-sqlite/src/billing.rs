@@ -46,14 +46,43 @@ pub async fn billing_inputs(
         .into_iter()
         .map(|r| rows::subscriber(&Row(r)))
         .collect::<Result<Vec<_>>>()?;
-    let Some(last) = subscribers.last().map(|s| id(s.id.0)) else {
+    let inputs = histories(&mut tx, subscribers).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(inputs)
+}
+
+pub async fn billing_input(s: &SqliteStore, sub: SubscriberId) -> Result<Option<BillingInput>> {
+    let mut tx = s.read.begin().await.map_err(db_err)?;
+    let subscribers = sqlx::query("SELECT * FROM subscribers WHERE id = $1")
+        .bind(id(sub.0))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| rows::subscriber(&Row(r)))
+        .collect::<Result<Vec<_>>>()?;
+    let inputs = histories(&mut tx, subscribers).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(inputs.into_iter().next())
+}
+
+/// The billing history of `subscribers` (in id order): everything with a subscriber id in
+/// their range, read with range scans rather than one lookup per subscriber.
+async fn histories(
+    tx: &mut SqliteConnection,
+    subscribers: Vec<lastmile_domain::subscriber::Subscriber>,
+) -> Result<Vec<BillingInput>> {
+    let (Some(first), Some(last)) = (
+        subscribers.first().map(|s| id(s.id.0)),
+        subscribers.last().map(|s| id(s.id.0)),
+    ) else {
         return Ok(Vec::new());
     };
     let services = sqlx::query(
         "SELECT subscriber_id, id, initial_plan_id, initial_plan_version_id FROM services
-         WHERE subscriber_id > $1 AND subscriber_id <= $2",
+         WHERE subscriber_id >= $1 AND subscriber_id <= $2",
     )
-    .bind(&after)
+    .bind(&first)
     .bind(&last)
     .fetch_all(&mut *tx)
     .await
@@ -70,9 +99,9 @@ pub async fn billing_inputs(
     })
     .collect::<Result<Vec<_>>>()?;
     let events = sqlx::query(
-        "SELECT * FROM service_events WHERE subscriber_id > $1 AND subscriber_id <= $2",
+        "SELECT * FROM service_events WHERE subscriber_id >= $1 AND subscriber_id <= $2",
     )
-    .bind(&after)
+    .bind(&first)
     .bind(&last)
     .fetch_all(&mut *tx)
     .await
@@ -84,9 +113,9 @@ pub async fn billing_inputs(
         "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
                 l.plan_version_id, l.amount_minor
          FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-         WHERE l.subscriber_id > $1 AND l.subscriber_id <= $2 AND i.status <> 'void'",
+         WHERE l.subscriber_id >= $1 AND l.subscriber_id <= $2 AND i.status <> 'void'",
     )
-    .bind(&after)
+    .bind(&first)
     .bind(&last)
     .fetch_all(&mut *tx)
     .await
@@ -99,9 +128,9 @@ pub async fn billing_inputs(
     .collect::<Result<Vec<_>>>()?;
     let periods = sqlx::query(
         "SELECT subscriber_id, period_start FROM invoices
-         WHERE subscriber_id > $1 AND subscriber_id <= $2",
+         WHERE subscriber_id >= $1 AND subscriber_id <= $2 AND status <> 'void'",
     )
-    .bind(&after)
+    .bind(&first)
     .bind(&last)
     .fetch_all(&mut *tx)
     .await
@@ -115,13 +144,23 @@ pub async fn billing_inputs(
         ))
     })
     .collect::<Result<Vec<_>>>()?;
-    tx.commit().await.map_err(db_err)?;
+    let discounts =
+        sqlx::query("SELECT * FROM discounts WHERE subscriber_id >= $1 AND subscriber_id <= $2")
+            .bind(&first)
+            .bind(&last)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|r| rows::discount(&Row(r)))
+            .collect::<Result<Vec<_>>>()?;
     Ok(rows::assemble_billing_inputs(
         subscribers,
         services,
         events,
         invoiced,
         periods,
+        discounts,
     ))
 }
 
@@ -129,8 +168,8 @@ pub async fn insert_billing_run(s: &SqliteStore, run: &BillingRun) -> Result<()>
     let mut tx = s.begin().await?;
     sqlx::query(
         "INSERT INTO billing_runs (id, as_of, status, started_at, finished_at, cursor,
-             subscribers_processed, invoices_created, errors)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             subscribers_processed, invoices_created, errors, subscriber_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id(run.id.0))
     .bind(run.as_of.to_string())
@@ -141,6 +180,7 @@ pub async fn insert_billing_run(s: &SqliteStore, run: &BillingRun) -> Result<()>
     .bind(run.subscribers_processed)
     .bind(run.invoices_created)
     .bind(rows::to_json(&run.errors).to_string())
+    .bind(run.subscriber_id.map(|s| id(s.0)))
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
@@ -170,7 +210,8 @@ pub async fn list_billing_runs(s: &SqliteStore, page: Page) -> Result<Vec<Billin
 }
 
 pub async fn unfinished_billing_run(s: &SqliteStore, as_of: Date) -> Result<Option<BillingRun>> {
-    sqlx::query("SELECT * FROM billing_runs WHERE as_of = $1 AND status = 'running'")
+    sqlx::query("SELECT * FROM billing_runs
+         WHERE as_of = $1 AND status = 'running' AND subscriber_id IS NULL")
         .bind(as_of.to_string())
         .fetch_optional(&s.read)
         .await
@@ -184,39 +225,53 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
     let mut tx = s.begin().await?;
     let fresh = without_existing(&mut tx, &b.invoices).await?;
     // Numbers come from a counter updated in this transaction: a batch that rolls back
-    // gives its numbers back, so the sequence has no gaps.
-    let last: i64 = sqlx::query_scalar(
-        "INSERT INTO counters (name, value) VALUES ('invoice_number', $1)
-         ON CONFLICT (name) DO UPDATE SET value = value + $1
-         RETURNING value",
-    )
-    .bind(fresh.len() as i64)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    let first = last - fresh.len() as i64 + 1;
-    for chunk in fresh.chunks(CHUNK).enumerate() {
-        let (c, invs) = chunk;
+    // gives its numbers back, so the sequence has no gaps. Drafts get theirs when issued.
+    let issued = fresh.iter().filter(|i| i.issue.is_some()).count() as i64;
+    let mut next = if issued > 0 {
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO counters (name, value) VALUES ('invoice_number', $1)
+             ON CONFLICT (name) DO UPDATE SET value = value + $1
+             RETURNING value",
+        )
+        .bind(issued)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        last - issued + 1
+    } else {
+        0
+    };
+    let numbered: Vec<(&NewInvoice, Option<String>)> = fresh
+        .iter()
+        .map(|inv| {
+            let number = inv.issue.map(|_| {
+                next += 1;
+                lastmile_store::rows::invoice_number(&b.number_prefix, next - 1)
+            });
+            (*inv, number)
+        })
+        .collect();
+    for chunk in numbered.chunks(CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO invoices (id, subscriber_id, number, status, currency, period_start,
-                 period_end, issued_at, due_date, subtotal_minor, tax_minor, total_minor,
-                 billing_run_id) ",
+                 period_end, created_at, issued_at, due_date, subtotal_minor, tax_minor,
+                 total_minor, prices_include_tax, billing_run_id) ",
         );
-        q.push_values(invs.iter().enumerate(), |mut v, (i, inv)| {
-            let n = first + (c * CHUNK + i) as i64;
-            let total = inv.total_minor();
+        q.push_values(chunk, |mut v, (inv, number)| {
             v.push_bind(id(inv.id.0))
                 .push_bind(id(inv.subscriber_id.0))
-                .push_bind(format!("{}{n:06}", b.number_prefix))
-                .push_bind("issued")
+                .push_bind(number.clone())
+                .push_bind(if inv.issue.is_some() { "issued" } else { "draft" })
                 .push_bind(inv.currency.as_str().to_string())
                 .push_bind(inv.period_start.to_string())
                 .push_bind(inv.period_end.to_string())
-                .push_bind(micros(inv.issued_at))
-                .push_bind(inv.due_date.to_string())
-                .push_bind(total)
-                .push_bind(0i64)
-                .push_bind(total)
+                .push_bind(micros(inv.created_at))
+                .push_bind(inv.issue.map(|_| micros(inv.created_at)))
+                .push_bind(inv.issue.map(|d| d.to_string()))
+                .push_bind(inv.subtotal_minor())
+                .push_bind(inv.tax_minor())
+                .push_bind(inv.total_minor())
+                .push_bind(i64::from(inv.prices_include_tax))
                 .push_bind(inv.billing_run_id.map(|r| id(r.0)));
         });
         q.build().execute(&mut *tx).await.map_err(db_err)?;
@@ -226,7 +281,7 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO invoice_lines (id, invoice_id, subscriber_id, position, description,
                  service_id, charge_kind, charge_period_start, plan_version_id, correction, days,
-                 period_days, amount_minor) ",
+                 period_days, amount_minor, tax_minor, taxes) ",
         );
         q.push_values(chunk, |mut v, l| {
             v.push_bind(id(l.id.0))
@@ -241,7 +296,9 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
                 .push_bind(i64::from(l.correction))
                 .push_bind(l.days)
                 .push_bind(l.period_days)
-                .push_bind(l.amount_minor);
+                .push_bind(l.amount_minor)
+                .push_bind(l.tax_minor)
+                .push_bind((!l.taxes.is_empty()).then(|| rows::to_json(&l.taxes).to_string()));
         });
         q.build().execute(&mut *tx).await.map_err(db_err)?;
     }
@@ -298,7 +355,8 @@ async fn without_existing<'a>(
     let mut fresh = Vec::with_capacity(all.len());
     for chunk in all.chunks(CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT subscriber_id, period_start FROM invoices WHERE (subscriber_id, period_start) IN (",
+            "SELECT subscriber_id, period_start FROM invoices
+             WHERE status <> 'void' AND (subscriber_id, period_start) IN (",
         );
         let mut sep = q.separated(", ");
         for inv in chunk {
@@ -373,6 +431,9 @@ pub async fn list_invoices(s: &SqliteStore, f: &InvoiceFilter, page: Page) -> Re
     }
     if let Some(st) = f.status {
         q.push(" AND status = ").push_bind(st.as_str());
+    }
+    if let Some(n) = &f.number {
+        q.push(" AND number = ").push_bind(n.clone());
     }
     if let Some(p) = f.period_start {
         q.push(" AND period_start = ").push_bind(p.to_string());

@@ -6,6 +6,7 @@
 
 mod billing;
 mod migrate;
+mod money;
 mod row;
 
 pub use migrate::MIGRATIONS;
@@ -14,7 +15,14 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
+use jiff::civil::Date;
+use lastmile_domain::billing::account::{
+    Account, Allocation, CreditNote, LedgerEntry, Payment, Refund,
+};
+use lastmile_domain::billing::discount::Discount;
+use lastmile_domain::billing::dunning::{DunningActionKind, DunningPolicy};
 use lastmile_domain::billing::invoice::{BillingRun, Invoice};
+use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::ids::*;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
 use lastmile_domain::nas::Nas;
@@ -99,7 +107,7 @@ impl SqliteStore {
     }
 }
 
-async fn insert_audit(c: &mut SqliteConnection, a: &AuditEvent) -> Result<()> {
+pub(crate) async fn insert_audit(c: &mut SqliteConnection, a: &AuditEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, actor_id, actor_name, subscriber_id, entity_type,
              entity_id, action, before, after, reason)
@@ -122,7 +130,7 @@ async fn insert_audit(c: &mut SqliteConnection, a: &AuditEvent) -> Result<()> {
     Ok(())
 }
 
-async fn insert_job(c: &mut SqliteConnection, j: &ProvisioningJob) -> Result<()> {
+pub(crate) async fn insert_job(c: &mut SqliteConnection, j: &ProvisioningJob) -> Result<()> {
     sqlx::query(
         "INSERT INTO provisioning_jobs (id, subscriber_id, service_id, kind, payload, status,
              attempts, max_attempts, run_after, locked_until, last_error, created_at, updated_at)
@@ -179,7 +187,56 @@ async fn insert_plan_version(c: &mut SqliteConnection, v: &PlanVersion) -> Resul
 }
 
 /// Fails with `Stale` when an optimistic update touched no row.
-fn expect_one(rows: u64, entity: &'static str) -> Result<()> {
+/// Writes a service business event (row, timeline event, audit, jobs) in the caller's
+/// transaction; `Stale` if the service's revision moved on.
+pub(crate) async fn write_service_change(c_: &mut SqliteConnection, c: &ServiceChange) -> Result<()> {
+        let s = &c.service;
+        let e = &c.event;
+        let done = sqlx::query(
+            "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
+                 suspension_cause = $5, updated_at = $6, revision = $7
+             WHERE id = $1 AND revision = $8",
+        )
+        .bind(id(s.id.0))
+        .bind(id(s.plan_id.0))
+        .bind(id(s.plan_version_id.0))
+        .bind(s.status.as_str())
+        .bind(s.suspension_cause.map(|c| c.as_str()))
+        .bind(micros(s.updated_at))
+        .bind(s.revision)
+        .bind(c.expected_revision)
+        .execute(&mut *c_)
+        .await
+        .map_err(db_err)?;
+        expect_one(done.rows_affected(), "service")?;
+        sqlx::query(
+            "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
+                 recorded_at, plan_id, plan_version_id, suspension_cause, reason, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(id(e.id.0))
+        .bind(id(e.subscriber_id.0))
+        .bind(id(e.service_id.0))
+        .bind(e.seq)
+        .bind(e.kind.as_str())
+        .bind(micros(e.effective_at))
+        .bind(micros(e.recorded_at))
+        .bind(opt_id(e.plan_id.map(|p| p.0)))
+        .bind(opt_id(e.plan_version_id.map(|p| p.0)))
+        .bind(e.suspension_cause.map(|c| c.as_str()))
+        .bind(&e.reason)
+        .bind(&e.actor)
+        .execute(&mut *c_)
+        .await
+        .map_err(db_err)?;
+        insert_audit(c_, &c.audit).await?;
+        for j in &c.jobs {
+            insert_job(c_, j).await?;
+        }
+    Ok(())
+}
+
+pub(crate) fn expect_one(rows: u64, entity: &'static str) -> Result<()> {
     if rows == 1 {
         Ok(())
     } else {
@@ -313,8 +370,9 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO subscribers (id, number, name, email, phone, billing_address, currency,
-                 tax_zone, billing_day, status, custom_fields, created_at, updated_at, revision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 tax_zone, billing_day, status, custom_fields, created_at, updated_at, revision,
+                 dunning_policy)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(id(s.id.0))
         .bind(s.number.as_str())
@@ -330,6 +388,7 @@ impl Store for SqliteStore {
         .bind(micros(s.created_at))
         .bind(micros(s.updated_at))
         .bind(s.revision)
+        .bind(&s.dunning_policy)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -347,7 +406,8 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE subscribers SET number = $2, name = $3, email = $4, phone = $5,
                  billing_address = $6, currency = $7, tax_zone = $8, billing_day = $9,
-                 status = $10, custom_fields = $11, updated_at = $12, revision = $13
+                 status = $10, custom_fields = $11, updated_at = $12, revision = $13,
+                 dunning_policy = $15
              WHERE id = $1 AND revision = $14",
         )
         .bind(id(s.id.0))
@@ -364,6 +424,7 @@ impl Store for SqliteStore {
         .bind(micros(s.updated_at))
         .bind(s.revision)
         .bind(expected_revision)
+        .bind(&s.dunning_policy)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -396,6 +457,9 @@ impl Store for SqliteStore {
         }
         if let Some(st) = f.status {
             q.push(" AND status = ").push_bind(st.as_str());
+        }
+        if let Some(n) = &f.number {
+            q.push(" AND number = ").push_bind(n.clone());
         }
         paginate(&mut q, "id", page);
         let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
@@ -691,50 +755,8 @@ impl Store for SqliteStore {
     }
 
     async fn record_service_change(&self, c: &ServiceChange) -> Result<()> {
-        let s = &c.service;
-        let e = &c.event;
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
-                 suspension_cause = $5, updated_at = $6, revision = $7
-             WHERE id = $1 AND revision = $8",
-        )
-        .bind(id(s.id.0))
-        .bind(id(s.plan_id.0))
-        .bind(id(s.plan_version_id.0))
-        .bind(s.status.as_str())
-        .bind(s.suspension_cause.map(|c| c.as_str()))
-        .bind(micros(s.updated_at))
-        .bind(s.revision)
-        .bind(c.expected_revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        expect_one(done.rows_affected(), "service")?;
-        sqlx::query(
-            "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
-                 recorded_at, plan_id, plan_version_id, suspension_cause, reason, actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(id(e.id.0))
-        .bind(id(e.subscriber_id.0))
-        .bind(id(e.service_id.0))
-        .bind(e.seq)
-        .bind(e.kind.as_str())
-        .bind(micros(e.effective_at))
-        .bind(micros(e.recorded_at))
-        .bind(opt_id(e.plan_id.map(|p| p.0)))
-        .bind(opt_id(e.plan_version_id.map(|p| p.0)))
-        .bind(e.suspension_cause.map(|c| c.as_str()))
-        .bind(&e.reason)
-        .bind(&e.actor)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_audit(&mut tx, &c.audit).await?;
-        for j in &c.jobs {
-            insert_job(&mut tx, j).await?;
-        }
+        write_service_change(&mut tx, c).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -916,6 +938,95 @@ impl Store for SqliteStore {
 
     async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>> {
         billing::list_invoices(self, filter, page).await
+    }
+
+    async fn billing_input(&self, sub: SubscriberId) -> Result<Option<BillingInput>> {
+        billing::billing_input(self, sub).await
+    }
+    async fn subscribers_with_credit(&self, ids: &[SubscriberId]) -> Result<Vec<SubscriberId>> {
+        money::subscribers_with_credit(self, ids).await
+    }
+    async fn insert_tax_zone(&self, z: &TaxZone, audit: &AuditEvent) -> Result<()> {
+        money::insert_tax_zone(self, z, audit).await
+    }
+    async fn update_tax_zone(&self, z: &TaxZone, rev: i64, audit: &AuditEvent) -> Result<()> {
+        money::update_tax_zone(self, z, rev, audit).await
+    }
+    async fn get_tax_zone(&self, zid: TaxZoneId) -> Result<Option<TaxZone>> {
+        money::get_tax_zone(self, zid).await
+    }
+    async fn list_tax_zones(&self) -> Result<Vec<TaxZone>> {
+        money::list_tax_zones(self).await
+    }
+    async fn insert_dunning_policy(&self, p: &DunningPolicy, audit: &AuditEvent) -> Result<()> {
+        money::insert_dunning_policy(self, p, audit).await
+    }
+    async fn update_dunning_policy(
+        &self,
+        p: &DunningPolicy,
+        rev: i64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        money::update_dunning_policy(self, p, rev, audit).await
+    }
+    async fn get_dunning_policy(&self, pid: DunningPolicyId) -> Result<Option<DunningPolicy>> {
+        money::get_dunning_policy(self, pid).await
+    }
+    async fn list_dunning_policies(&self) -> Result<Vec<DunningPolicy>> {
+        money::list_dunning_policies(self).await
+    }
+    async fn insert_discount(&self, d: &Discount, audit: &AuditEvent) -> Result<()> {
+        money::insert_discount(self, d, audit).await
+    }
+    async fn end_discount(&self, did: DiscountId, ends_on: Date, audit: &AuditEvent) -> Result<()> {
+        money::end_discount(self, did, ends_on, audit).await
+    }
+    async fn get_discount(&self, did: DiscountId) -> Result<Option<Discount>> {
+        money::get_discount(self, did).await
+    }
+    async fn list_discounts(&self, sub: SubscriberId) -> Result<Vec<Discount>> {
+        money::list_discounts(self, sub).await
+    }
+    async fn get_account(&self, sub: SubscriberId) -> Result<Option<Account>> {
+        money::get_account(self, sub).await
+    }
+    async fn record_account_change(&self, c: &AccountChange) -> Result<()> {
+        money::record_account_change(self, c).await
+    }
+    async fn ledger(&self, sub: SubscriberId) -> Result<Vec<LedgerEntry>> {
+        money::ledger(self, sub).await
+    }
+    async fn get_payment(&self, pid: PaymentId) -> Result<Option<Payment>> {
+        money::get_payment(self, pid).await
+    }
+    async fn find_payment_by_external_id(&self, ext: &str) -> Result<Option<Payment>> {
+        money::find_payment_by_external_id(self, ext).await
+    }
+    async fn list_payments(&self, f: &PaymentFilter, page: Page) -> Result<Vec<Payment>> {
+        money::list_payments(self, f, page).await
+    }
+    async fn get_credit_note(&self, cid: CreditNoteId) -> Result<Option<CreditNote>> {
+        money::get_credit_note(self, cid).await
+    }
+    async fn list_credit_notes(&self, f: &CreditNoteFilter, page: Page) -> Result<Vec<CreditNote>> {
+        money::list_credit_notes(self, f, page).await
+    }
+    async fn list_refunds(&self, sub: SubscriberId) -> Result<Vec<Refund>> {
+        money::list_refunds(self, sub).await
+    }
+    async fn list_allocations(&self, sub: SubscriberId) -> Result<Vec<Allocation>> {
+        money::list_allocations(self, sub).await
+    }
+    async fn overdue_subscribers(
+        &self,
+        today: Date,
+        after: Option<SubscriberId>,
+        limit: u32,
+    ) -> Result<Vec<SubscriberId>> {
+        money::overdue_subscribers(self, today, after, limit).await
+    }
+    async fn dunning_actions(&self, inv: InvoiceId) -> Result<Vec<(i64, DunningActionKind)>> {
+        money::dunning_actions(self, inv).await
     }
 
     async fn list_audit_events(&self, f: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {

@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "billing", include_str!("../migrations/0002_billing.sql")),
+    (3, "money", include_str!("../migrations/0003_money.sql")),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<()> {

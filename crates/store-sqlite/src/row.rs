@@ -40,6 +40,9 @@ impl<R: Borrow<SqliteRow>> RowGet for Row<R> {
     fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>> {
         self.0.borrow().try_get(col).map_err(|e| col_err(col, e))
     }
+    fn bool(&self, col: &str) -> Result<bool> {
+        Ok(self.i64(col)? != 0)
+    }
     fn opt_json(&self, col: &str) -> Result<Option<serde_json::Value>> {
         self.opt_text(col)?
             .map(|s| {

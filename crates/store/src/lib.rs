@@ -20,7 +20,13 @@ use lastmile_domain::auth::Operator;
 use lastmile_domain::billing::invoice::{
     BillingRun, BillingRunError, Invoice, InvoiceStatus, NewInvoice,
 };
+use lastmile_domain::billing::account::{
+    Account, Allocation, CreditNote, LedgerEntry, Payment, Refund,
+};
+use lastmile_domain::billing::discount::Discount;
+use lastmile_domain::billing::dunning::{DunningAction, DunningActionKind, DunningPolicy};
 use lastmile_domain::billing::rating::{Invoiced, ServiceHistory};
+use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::ids::*;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
 use lastmile_domain::nas::Nas;
@@ -43,6 +49,8 @@ pub struct SubscriberFilter {
     /// Case-insensitive substring of name, number or e-mail.
     pub q: Option<String>,
     pub status: Option<SubscriberStatus>,
+    /// Exactly this subscriber number.
+    pub number: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -83,6 +91,8 @@ pub struct InvoiceFilter {
     pub subscriber_id: Option<SubscriberId>,
     pub status: Option<InvoiceStatus>,
     pub period_start: Option<jiff::civil::Date>,
+    /// Exactly this invoice number.
+    pub number: Option<String>,
 }
 
 /// Everything a billing run needs to know about one subscriber.
@@ -95,6 +105,84 @@ pub struct BillingInput {
     pub invoiced: Vec<Invoiced>,
     /// Period starts that already have an invoice.
     pub invoiced_periods: Vec<jiff::civil::Date>,
+    /// The subscriber's discounts (ended ones too: rating rebuilds past periods).
+    pub discounts: Vec<Discount>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PaymentFilter {
+    pub subscriber_id: Option<SubscriberId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CreditNoteFilter {
+    pub subscriber_id: Option<SubscriberId>,
+    pub invoice_id: Option<InvoiceId>,
+}
+
+/// Issue a draft invoice: the store numbers it in the transaction (gap-free).
+#[derive(Clone, Debug)]
+pub struct IssueInvoice {
+    pub invoice_id: InvoiceId,
+    pub issued_at: Timestamp,
+    pub due_date: jiff::civil::Date,
+    pub number_prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct VoidInvoice {
+    pub invoice_id: InvoiceId,
+    pub voided_at: Timestamp,
+    pub reason: String,
+}
+
+/// A credit note to create; the store numbers it (`number_prefix` + gap-free sequence).
+#[derive(Clone, Debug)]
+pub struct NewCreditNote {
+    pub note: CreditNote,
+    pub number_prefix: String,
+}
+
+/// Everything that changes a subscriber's money in one transaction, guarded by the
+/// account revision: the documents, the allocations they cause, invoices becoming paid,
+/// dunning steps and the service changes they (or a payment resuming services) bring.
+#[derive(Clone, Debug)]
+pub struct AccountChange {
+    pub subscriber_id: SubscriberId,
+    pub expected_revision: i64,
+    pub payment: Option<Payment>,
+    pub refund: Option<Refund>,
+    pub credit_note: Option<NewCreditNote>,
+    pub issue_invoice: Option<IssueInvoice>,
+    pub void_invoice: Option<VoidInvoice>,
+    pub allocations: Vec<Allocation>,
+    /// Issued invoices fully allocated by now.
+    pub paid_invoices: Vec<InvoiceId>,
+    pub dunning_actions: Vec<DunningAction>,
+    pub service_changes: Vec<ServiceChange>,
+    /// Jobs not tied to a service change (dunning reminders).
+    pub jobs: Vec<ProvisioningJob>,
+    pub audit: Vec<AuditEvent>,
+}
+
+impl AccountChange {
+    pub fn new(account: &Account) -> Self {
+        Self {
+            subscriber_id: account.subscriber_id,
+            expected_revision: account.revision,
+            payment: None,
+            refund: None,
+            credit_note: None,
+            issue_invoice: None,
+            void_invoice: None,
+            allocations: Vec::new(),
+            paid_invoices: Vec::new(),
+            dunning_actions: Vec::new(),
+            service_changes: Vec::new(),
+            jobs: Vec::new(),
+            audit: Vec::new(),
+        }
+    }
 }
 
 /// One batch of a billing run, committed atomically.
@@ -299,6 +387,77 @@ pub trait Store: Send + Sync + 'static {
     async fn get_invoice(&self, id: InvoiceId) -> Result<Option<Invoice>>;
     /// Invoices without their lines.
     async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>>;
+    /// The billing input of one subscriber (a run scoped to them).
+    async fn billing_input(&self, subscriber: SubscriberId) -> Result<Option<BillingInput>>;
+    /// Of these subscribers, those with credit not yet allocated (to settle after a run).
+    async fn subscribers_with_credit(&self, ids: &[SubscriberId]) -> Result<Vec<SubscriberId>>;
+
+    // Billing configuration -----------------------------------------------------------
+
+    async fn insert_tax_zone(&self, zone: &TaxZone, audit: &AuditEvent) -> Result<()>;
+    async fn update_tax_zone(
+        &self,
+        zone: &TaxZone,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    async fn get_tax_zone(&self, id: TaxZoneId) -> Result<Option<TaxZone>>;
+    /// All zones, by code (a small table).
+    async fn list_tax_zones(&self) -> Result<Vec<TaxZone>>;
+    /// Inserts the policy; if it is the default, the previous default stops being one.
+    async fn insert_dunning_policy(&self, policy: &DunningPolicy, audit: &AuditEvent) -> Result<()>;
+    async fn update_dunning_policy(
+        &self,
+        policy: &DunningPolicy,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    async fn get_dunning_policy(&self, id: DunningPolicyId) -> Result<Option<DunningPolicy>>;
+    /// All policies, by code (a small table).
+    async fn list_dunning_policies(&self) -> Result<Vec<DunningPolicy>>;
+    async fn insert_discount(&self, discount: &Discount, audit: &AuditEvent) -> Result<()>;
+    /// Sets the end date of a discount.
+    async fn end_discount(
+        &self,
+        id: DiscountId,
+        ends_on: jiff::civil::Date,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    async fn get_discount(&self, id: DiscountId) -> Result<Option<Discount>>;
+    async fn list_discounts(&self, subscriber: SubscriberId) -> Result<Vec<Discount>>;
+
+    // Money -------------------------------------------------------------------------------
+
+    /// The subscriber's debits and credits with what is allocated of each.
+    async fn get_account(&self, subscriber: SubscriberId) -> Result<Option<Account>>;
+    /// Writes an account change atomically; `Stale` if the account revision moved on (or an
+    /// invoice to issue or void is no longer in the state it was read in), `Duplicate` with
+    /// field `external_id` for a payment already recorded.
+    async fn record_account_change(&self, change: &AccountChange) -> Result<()>;
+    /// The subscriber's ledger in chronological order.
+    async fn ledger(&self, subscriber: SubscriberId) -> Result<Vec<LedgerEntry>>;
+    async fn get_payment(&self, id: PaymentId) -> Result<Option<Payment>>;
+    async fn find_payment_by_external_id(&self, external_id: &str) -> Result<Option<Payment>>;
+    async fn list_payments(&self, filter: &PaymentFilter, page: Page) -> Result<Vec<Payment>>;
+    async fn get_credit_note(&self, id: CreditNoteId) -> Result<Option<CreditNote>>;
+    async fn list_credit_notes(
+        &self,
+        filter: &CreditNoteFilter,
+        page: Page,
+    ) -> Result<Vec<CreditNote>>;
+    async fn list_refunds(&self, subscriber: SubscriberId) -> Result<Vec<Refund>>;
+    /// Allocations touching a document (as credit or debit).
+    async fn list_allocations(&self, subscriber: SubscriberId) -> Result<Vec<Allocation>>;
+    /// Subscribers (after `after`, id order) with an issued, unpaid invoice due before
+    /// `today`: the dunning job's worklist.
+    async fn overdue_subscribers(
+        &self,
+        today: jiff::civil::Date,
+        after: Option<SubscriberId>,
+        limit: u32,
+    ) -> Result<Vec<SubscriberId>>;
+    /// Dunning steps already taken for an invoice.
+    async fn dunning_actions(&self, invoice: InvoiceId) -> Result<Vec<(i64, DunningActionKind)>>;
 
     // Audit -------------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ pub trait RowGet {
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>>;
     fn opt_json(&self, col: &str) -> Result<Option<serde_json::Value>>;
+    /// A BOOLEAN on PostgreSQL, 0/1 on SQLite.
+    fn bool(&self, col: &str) -> Result<bool>;
 
     fn bytes(&self, col: &str) -> Result<Vec<u8>> {
         self.opt_bytes(col)?.ok_or_else(|| null(col))
@@ -131,6 +133,7 @@ pub fn subscriber(r: &impl RowGet) -> Result<Subscriber> {
         billing_address: r.decoded("billing_address")?,
         currency: Currency::parse(&r.text("currency")?).map_err(StoreError::corrupt)?,
         tax_zone: r.opt_text("tax_zone")?,
+        dunning_policy: r.opt_text("dunning_policy")?,
         billing_day: BillingDay::new(r.i64("billing_day")?).map_err(StoreError::corrupt)?,
         status: r.parsed("status")?,
         custom_fields: match custom {
@@ -289,17 +292,21 @@ pub fn invoice(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice::Inv
     Ok(lastmile_domain::billing::invoice::Invoice {
         id: InvoiceId(r.uuid("id")?),
         subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
-        number: r.text("number")?,
+        number: r.opt_text("number")?,
         status: r.parsed("status")?,
         currency: Currency::parse(&r.text("currency")?).map_err(StoreError::corrupt)?,
         period_start: date(r, "period_start")?,
         period_end: date(r, "period_end")?,
-        issued_at: r.timestamp("issued_at")?,
-        due_date: date(r, "due_date")?,
+        created_at: r.timestamp("created_at")?,
+        issued_at: r.opt_timestamp("issued_at")?,
+        due_date: r.opt_parsed("due_date")?,
         subtotal_minor: r.i64("subtotal_minor")?,
         tax_minor: r.i64("tax_minor")?,
         total_minor: r.i64("total_minor")?,
+        prices_include_tax: r.bool("prices_include_tax")?,
         billing_run_id: r.opt_uuid("billing_run_id")?.map(BillingRunId),
+        voided_at: r.opt_timestamp("voided_at")?,
+        void_reason: r.opt_text("void_reason")?,
         lines: Vec::new(),
     })
 }
@@ -319,7 +326,14 @@ pub fn invoice_line(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice
         days: r.i64("days")?,
         period_days: r.i64("period_days")?,
         amount_minor: r.i64("amount_minor")?,
+        tax_minor: r.i64("tax_minor")?,
+        taxes: r.opt_decoded("taxes")?.unwrap_or_default(),
     })
+}
+
+/// The number of the `n`th document of a sequence: `INV-000042`.
+pub fn invoice_number(prefix: &str, n: i64) -> String {
+    format!("{prefix}{n:06}")
 }
 
 /// What an invoice line contributes to rating's comparison.
@@ -347,7 +361,158 @@ pub fn billing_run(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice:
         subscribers_processed: r.i64("subscribers_processed")?,
         invoices_created: r.i64("invoices_created")?,
         errors: r.decoded("errors")?,
+        subscriber_id: r.opt_uuid("subscriber_id")?.map(SubscriberId),
     })
+}
+
+pub fn tax_zone(r: &impl RowGet) -> Result<lastmile_domain::billing::tax::TaxZone> {
+    Ok(lastmile_domain::billing::tax::TaxZone {
+        id: TaxZoneId(r.uuid("id")?),
+        code: r.text("code")?,
+        name: r.text("name")?,
+        prices_include_tax: r.bool("prices_include_tax")?,
+        taxes: r.decoded("taxes")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
+        revision: r.i64("revision")?,
+    })
+}
+
+pub fn dunning_policy(r: &impl RowGet) -> Result<lastmile_domain::billing::dunning::DunningPolicy> {
+    Ok(lastmile_domain::billing::dunning::DunningPolicy {
+        id: DunningPolicyId(r.uuid("id")?),
+        code: r.text("code")?,
+        name: r.text("name")?,
+        steps: r.decoded("steps")?,
+        bill_suspended_days: r.bool("bill_suspended_days")?,
+        is_default: r.bool("is_default")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
+        revision: r.i64("revision")?,
+    })
+}
+
+pub fn discount(r: &impl RowGet) -> Result<lastmile_domain::billing::discount::Discount> {
+    Ok(lastmile_domain::billing::discount::Discount {
+        id: DiscountId(r.uuid("id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        service_id: r.opt_uuid("service_id")?.map(ServiceId),
+        value: r.decoded("value")?,
+        starts_on: date(r, "starts_on")?,
+        ends_on: r.opt_parsed("ends_on")?,
+        description: r.text("description")?,
+        created_at: r.timestamp("created_at")?,
+    })
+}
+
+fn currency(r: &impl RowGet) -> Result<Currency> {
+    Currency::parse(&r.text("currency")?).map_err(StoreError::corrupt)
+}
+
+pub fn payment(r: &impl RowGet) -> Result<lastmile_domain::billing::account::Payment> {
+    Ok(lastmile_domain::billing::account::Payment {
+        id: PaymentId(r.uuid("id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        currency: currency(r)?,
+        amount_minor: r.i64("amount_minor")?,
+        method: r.parsed("method")?,
+        reference: r.opt_text("reference")?,
+        external_id: r.opt_text("external_id")?,
+        received_at: r.timestamp("received_at")?,
+        recorded_at: r.timestamp("recorded_at")?,
+    })
+}
+
+pub fn refund(r: &impl RowGet) -> Result<lastmile_domain::billing::account::Refund> {
+    Ok(lastmile_domain::billing::account::Refund {
+        id: RefundId(r.uuid("id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        currency: currency(r)?,
+        amount_minor: r.i64("amount_minor")?,
+        method: r.parsed("method")?,
+        reference: r.opt_text("reference")?,
+        reason: r.text("reason")?,
+        refunded_at: r.timestamp("refunded_at")?,
+    })
+}
+
+pub fn credit_note(r: &impl RowGet) -> Result<lastmile_domain::billing::account::CreditNote> {
+    Ok(lastmile_domain::billing::account::CreditNote {
+        id: CreditNoteId(r.uuid("id")?),
+        number: r.text("number")?,
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        invoice_id: InvoiceId(r.uuid("invoice_id")?),
+        currency: currency(r)?,
+        reason: r.text("reason")?,
+        subtotal_minor: r.i64("subtotal_minor")?,
+        tax_minor: r.i64("tax_minor")?,
+        total_minor: r.i64("total_minor")?,
+        issued_at: r.timestamp("issued_at")?,
+    })
+}
+
+pub fn allocation(r: &impl RowGet) -> Result<lastmile_domain::billing::account::Allocation> {
+    use lastmile_domain::billing::account::{Allocation, DocumentRef};
+    Ok(Allocation {
+        id: AllocationId(r.uuid("id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        credit: DocumentRef {
+            kind: r.parsed("credit_kind")?,
+            id: r.uuid("credit_id")?,
+        },
+        debit: DocumentRef {
+            kind: r.parsed("debit_kind")?,
+            id: r.uuid("debit_id")?,
+        },
+        amount_minor: r.i64("amount_minor")?,
+        created_at: r.timestamp("created_at")?,
+    })
+}
+
+pub fn ledger_entry(r: &impl RowGet) -> Result<lastmile_domain::billing::account::LedgerEntry> {
+    Ok(lastmile_domain::billing::account::LedgerEntry {
+        kind: r.parsed("kind")?,
+        document_id: r.uuid("document_id")?,
+        label: r.opt_text("label")?,
+        at: r.timestamp("at")?,
+        amount_minor: r.i64("amount_minor")?,
+    })
+}
+
+/// Debits and credits of an account from the rows of `ACCOUNT_DOCUMENTS_SQL`-shaped queries:
+/// columns kind, id, label, due, at, amount_minor, allocated_minor, side ('debit'/'credit').
+pub fn account_document(
+    r: &impl RowGet,
+) -> Result<
+    std::result::Result<
+        lastmile_domain::billing::account::Debit,
+        lastmile_domain::billing::account::Credit,
+    >,
+> {
+    use lastmile_domain::billing::account::{Credit, Debit, DocumentRef};
+    let doc = DocumentRef {
+        kind: r.parsed("kind")?,
+        id: r.uuid("id")?,
+    };
+    let at = r.timestamp("at")?;
+    if r.text("side")? == "debit" {
+        Ok(Ok(Debit {
+            doc,
+            label: r.opt_text("label")?.unwrap_or_default(),
+            // Refunds have no due date; they are allocated in full when made.
+            due: r.opt_parsed("due")?.unwrap_or(jiff::civil::Date::MIN),
+            at,
+            amount_minor: r.i64("amount_minor")?,
+            allocated_minor: r.i64("allocated_minor")?,
+        }))
+    } else {
+        Ok(Err(Credit {
+            doc,
+            at,
+            amount_minor: r.i64("amount_minor")?,
+            allocated_minor: r.i64("allocated_minor")?,
+        }))
+    }
 }
 
 /// Groups per-subscriber rows of a billing batch: services with their initial plan, their
@@ -358,6 +523,7 @@ pub fn assemble_billing_inputs(
     events: Vec<TimelineEvent>,
     invoiced: Vec<(SubscriberId, lastmile_domain::billing::rating::Invoiced)>,
     periods: Vec<(SubscriberId, jiff::civil::Date)>,
+    discounts: Vec<lastmile_domain::billing::discount::Discount>,
 ) -> Vec<crate::BillingInput> {
     use lastmile_domain::billing::rating::ServiceHistory;
     use lastmile_domain::timeline::ServiceState;
@@ -372,6 +538,7 @@ pub fn assemble_billing_inputs(
                 services: Vec::new(),
                 invoiced: Vec::new(),
                 invoiced_periods: Vec::new(),
+                discounts: Vec::new(),
             },
         );
     }
@@ -406,6 +573,11 @@ pub fn assemble_billing_inputs(
     for (sub, p) in periods {
         if let Some(input) = by_sub.get_mut(&sub) {
             input.invoiced_periods.push(p);
+        }
+    }
+    for d in discounts {
+        if let Some(input) = by_sub.get_mut(&d.subscriber_id) {
+            input.discounts.push(d);
         }
     }
     order
@@ -488,6 +660,31 @@ const UNIQUE_KEYS: &[(&str, &str, &str, &str)] = &[
         "billing_runs.as_of",
         "billing run",
         "as_of",
+    ),
+    (
+        "payments_external_id_key",
+        "payments.external_id",
+        "payment",
+        "external_id",
+    ),
+    ("tax_zones_code_key", "tax_zones.code", "tax zone", "code"),
+    (
+        "dunning_policies_code_key",
+        "dunning_policies.code",
+        "dunning policy",
+        "code",
+    ),
+    (
+        "dunning_actions_step_key",
+        "dunning_actions.invoice_id, dunning_actions.days_overdue, dunning_actions.action",
+        "dunning action",
+        "step",
+    ),
+    (
+        "credit_notes_number_key",
+        "credit_notes.number",
+        "credit note",
+        "number",
     ),
     ("subscribers_pkey", "subscribers.id", "subscriber", "id"),
     ("plans_pkey", "plans.id", "plan", "id"),

@@ -1,6 +1,7 @@
 //! Invoices and billing runs.
 
 use super::rating::{ChargeKind, DraftLine};
+use super::tax::AppliedTax;
 use crate::ids::{BillingRunId, InvoiceId, InvoiceLineId, PlanVersionId, ServiceId, SubscriberId};
 use crate::validate::Currency;
 use jiff::civil::Date;
@@ -61,30 +62,58 @@ pub struct InvoiceLine {
     /// Days charged (recurring) out of `period_days`.
     pub days: i64,
     pub period_days: i64,
+    /// The rated amount, in the plan's price terms (tax included when the invoice's prices
+    /// include tax). Rating compares these.
     pub amount_minor: i64,
+    /// Tax of this line, rounded once per tax (see `tax::tax_line`).
+    pub tax_minor: i64,
+    pub taxes: Vec<AppliedTax>,
+}
+
+impl InvoiceLine {
+    /// The line without tax.
+    pub fn net_minor(&self, prices_include_tax: bool) -> i64 {
+        if prices_include_tax {
+            self.amount_minor - self.tax_minor
+        } else {
+            self.amount_minor
+        }
+    }
+
+    /// The line with tax.
+    pub fn gross_minor(&self, prices_include_tax: bool) -> i64 {
+        self.net_minor(prices_include_tax) + self.tax_minor
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub id: InvoiceId,
     pub subscriber_id: SubscriberId,
-    /// Gap-free per issuer, assigned when issued (`INV-000123`).
-    pub number: String,
+    /// Gap-free per issuer, assigned when issued (`INV-000123`); `None` while a draft.
+    pub number: Option<String>,
     pub status: InvoiceStatus,
     pub currency: Currency,
     /// The billing period it was issued for (recurring charges in advance).
     pub period_start: Date,
     pub period_end: Date,
-    pub issued_at: Timestamp,
-    pub due_date: Date,
+    pub created_at: Timestamp,
+    pub issued_at: Option<Timestamp>,
+    pub due_date: Option<Date>,
+    /// Σ lines without tax.
     pub subtotal_minor: i64,
     pub tax_minor: i64,
+    /// What the subscriber owes for it: subtotal + tax.
     pub total_minor: i64,
+    pub prices_include_tax: bool,
     pub billing_run_id: Option<BillingRunId>,
+    pub voided_at: Option<Timestamp>,
+    pub void_reason: Option<String>,
     pub lines: Vec<InvoiceLine>,
 }
 
-/// An invoice to create: the store assigns its number in the same transaction.
+/// An invoice to create: when `issue` is set the store numbers it in the same transaction,
+/// else it is a draft.
 #[derive(Clone, Debug)]
 pub struct NewInvoice {
     pub id: InvoiceId,
@@ -92,15 +121,28 @@ pub struct NewInvoice {
     pub currency: Currency,
     pub period_start: Date,
     pub period_end: Date,
-    pub issued_at: Timestamp,
-    pub due_date: Date,
+    pub created_at: Timestamp,
+    /// Issue at once with this due date, or `None` for a draft.
+    pub issue: Option<Date>,
+    pub prices_include_tax: bool,
     pub billing_run_id: Option<BillingRunId>,
     pub lines: Vec<InvoiceLine>,
 }
 
 impl NewInvoice {
+    pub fn subtotal_minor(&self) -> i64 {
+        self.lines
+            .iter()
+            .map(|l| l.net_minor(self.prices_include_tax))
+            .sum()
+    }
+
+    pub fn tax_minor(&self) -> i64 {
+        self.lines.iter().map(|l| l.tax_minor).sum()
+    }
+
     pub fn total_minor(&self) -> i64 {
-        self.lines.iter().map(|l| l.amount_minor).sum()
+        self.subtotal_minor() + self.tax_minor()
     }
 }
 
@@ -123,6 +165,13 @@ pub fn line_from_draft(
         ),
         ChargeKind::SetupFee => format!("Setup fee, {plan_name}"),
         ChargeKind::EarlyTermination => format!("Early termination fee, {plan_name}"),
+        ChargeKind::Discount if d.correction => format!(
+            "Correction discount, {plan_name}, period from {}",
+            d.key.period_start
+        ),
+        ChargeKind::Discount => {
+            format!("Discount, {plan_name}, period from {}", d.key.period_start)
+        }
     };
     InvoiceLine {
         id: InvoiceLineId::generate(),
@@ -138,6 +187,8 @@ pub fn line_from_draft(
         days: d.days,
         period_days: d.period_days,
         amount_minor: d.amount_minor,
+        tax_minor: 0,
+        taxes: Vec::new(),
     }
 }
 
@@ -190,4 +241,6 @@ pub struct BillingRun {
     pub subscribers_processed: i64,
     pub invoices_created: i64,
     pub errors: Vec<BillingRunError>,
+    /// A run for one subscriber only; `None`: every subscriber.
+    pub subscriber_id: Option<SubscriberId>,
 }

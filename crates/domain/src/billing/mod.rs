@@ -12,7 +12,12 @@
 //! are in advance: the current period is projected from the state the service is in now; any
 //! later change shows up as a correction on the next invoice.
 
+pub mod account;
+pub mod discount;
+pub mod dunning;
 pub mod invoice;
 pub mod money;
 pub mod period;
 pub mod rating;
+pub mod statement;
+pub mod tax;

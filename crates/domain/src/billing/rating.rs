@@ -4,9 +4,15 @@
 //! Day rule: a day is charged at the plan and status in force at the *end* of that day in the
 //! operator's time zone. So the activation day is charged, the suspension day is not, the
 //! resumption day is, an upgrade's day is charged at the new plan, the termination day is not.
+//!
+//! Discounts ([`expected_for_subscriber`]) follow the same rule: a day is discounted when it is
+//! billed and inside the discount's window, and the discount of a period never exceeds the
+//! recurring charges it discounts.
 
-use super::money::prorate;
-use super::period::{days_between, local_date, Period};
+use super::discount::{Discount, DiscountValue};
+use super::money::{div_round_half_even, prorate};
+use super::period::{day_number, days_between, local_date, Period};
+use super::tax::Rate;
 use crate::ids::{PlanVersionId, ServiceId};
 use crate::plan::{BillingInterval, PlanTerms};
 use crate::service::{ServiceStatus, SuspensionCause};
@@ -52,6 +58,8 @@ pub enum ChargeKind {
     Recurring,
     SetupFee,
     EarlyTermination,
+    /// A discount of recurring charges (negative).
+    Discount,
 }
 
 impl ChargeKind {
@@ -60,6 +68,7 @@ impl ChargeKind {
             Self::Recurring => "recurring",
             Self::SetupFee => "setup_fee",
             Self::EarlyTermination => "early_termination",
+            Self::Discount => "discount",
         }
     }
 }
@@ -71,6 +80,7 @@ impl FromStr for ChargeKind {
             "recurring" => Ok(Self::Recurring),
             "setup_fee" => Ok(Self::SetupFee),
             "early_termination" => Ok(Self::EarlyTermination),
+            "discount" => Ok(Self::Discount),
             o => Err(format!("unknown charge kind `{o}`")),
         }
     }
@@ -90,7 +100,7 @@ pub struct ChargeKey {
 pub struct Expected {
     pub key: ChargeKey,
     pub period: Period,
-    /// Charged days (recurring) or 0.
+    /// Charged days (recurring), discounted days (discount) or 0.
     pub days: i64,
     pub amount_minor: i64,
 }
@@ -106,7 +116,7 @@ pub struct Invoiced {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DraftLine {
     pub key: ChargeKey,
-    /// Expected days of the key after this line (recurring), for the description.
+    /// Expected days of the key after this line (recurring, discount), for the description.
     pub days: i64,
     pub period_days: i64,
     pub amount_minor: i64,
@@ -128,6 +138,8 @@ pub enum RatingError {
     },
     #[error("the timeline of service {0} does not replay")]
     IllegalTimeline(ServiceId),
+    #[error("tax zone `{0}` is unknown")]
+    UnknownTaxZone(String),
 }
 
 /// One service's history, as the store holds it.
@@ -145,6 +157,9 @@ pub struct RatingContext<'a> {
     pub currency: &'a Currency,
     pub plans: &'a HashMap<PlanVersionId, PlanTerms>,
     pub policy: BillingPolicy,
+    /// The subscriber's discounts (of this subscriber only); read by
+    /// [`expected_for_subscriber`], ignored by [`expected_charges`].
+    pub discounts: &'a [Discount],
 }
 
 impl RatingContext<'_> {
@@ -256,17 +271,29 @@ pub fn billable_days(
 }
 
 /// The expected charges of a service for every period from its first event up to and
-/// including `up_to` (the period being invoiced in advance).
+/// including `up_to` (the period being invoiced in advance). Discounts are not included: see
+/// [`expected_for_subscriber`].
 pub fn expected_charges(
     h: &ServiceHistory,
     ctx: &RatingContext<'_>,
     up_to: Period,
 ) -> Result<Vec<Expected>, RatingError> {
     let (changes, ms) = billable_days(h, ctx)?;
+    expected_from(h, ctx, up_to, &changes, &ms)
+}
+
+/// [`expected_charges`] from the service's already computed billable days.
+fn expected_from(
+    h: &ServiceHistory,
+    ctx: &RatingContext<'_>,
+    up_to: Period,
+    changes: &[BillableFrom],
+    ms: &Milestones,
+) -> Result<Vec<Expected>, RatingError> {
     let Some(first) = changes.first() else {
         return Ok(Vec::new());
     };
-    for c in &changes {
+    for c in changes {
         if let Some(v) = c.plan {
             let t = ctx.terms(v)?;
             if &t.currency != ctx.currency {
@@ -351,6 +378,274 @@ fn one_time(
         days: 0,
         amount_minor: amount,
     }
+}
+
+/// The expected charges of all of a subscriber's services (as [`expected_charges`] computes
+/// them, service by service) plus their discount lines, for every period up to and including
+/// `up_to`; every key at most once, in key order.
+///
+/// Discount lines (kind [`ChargeKind::Discount`], negative) are keyed by the plan version whose
+/// recurring charge they discount. Only days that are billed and inside a discount's window are
+/// discounted:
+///
+/// - a percentage takes `price × discounted days × rate / (period days × interval months)` off
+///   each plan version's recurring charge; several percentages add up, into one line rounded
+///   once;
+/// - a fixed amount is per period, prorated by discounted days over period days, and goes on
+///   the plan version billed most days of the period (tie: the later one);
+/// - a subscriber-wide fixed amount (no service) is taken once per period from the services
+///   with discounted days, in service-id order, each up to what is left of its charges.
+///
+/// Whatever the discounts, a service's discount in a period never exceeds its recurring
+/// charges in that period: percentages first, then the service's fixed amounts, then the
+/// subscriber-wide ones, each up to what is left.
+pub fn expected_for_subscriber(
+    services: &[ServiceHistory],
+    ctx: &RatingContext<'_>,
+    up_to: Period,
+) -> Result<Vec<Expected>, RatingError> {
+    let mut out = Vec::new();
+    // Recurring charges by period, then by service id: the order a subscriber-wide fixed
+    // discount is spread in.
+    let mut periods: BTreeMap<Period, BTreeMap<ServiceId, Slot>> = BTreeMap::new();
+    for h in services {
+        let (changes, ms) = billable_days(h, ctx)?;
+        let expected = expected_from(h, ctx, up_to, &changes, &ms)?;
+        for e in expected
+            .iter()
+            .filter(|e| e.key.kind == ChargeKind::Recurring)
+        {
+            periods
+                .entry(e.period)
+                .or_default()
+                .entry(h.service_id)
+                .or_insert_with(|| Slot::new(e.period, &changes))
+                .recurring
+                .insert(e.key.plan_version_id, e.amount_minor);
+        }
+        out.extend(expected);
+    }
+    if !ctx.discounts.is_empty() {
+        // Id order (creation order), so the result does not depend on how they were listed.
+        let mut discounts: Vec<&Discount> = ctx.discounts.iter().collect();
+        discounts.sort_by_key(|d| d.id);
+        let mut lines = DiscountLines::default();
+        for (period, slots) in &mut periods {
+            discount_period(*period, slots, &discounts, ctx, &mut lines)?;
+        }
+        out.extend(lines.into_expected());
+    }
+    out.sort_by_key(|e| e.key);
+    Ok(out)
+}
+
+/// One service's recurring charges in one period, and what discounting them needs.
+struct Slot {
+    period: Period,
+    /// The plan billed on each day of the period (index 0 = the first day; `None`: not billed).
+    day_plans: Vec<Option<PlanVersionId>>,
+    /// The recurring charge of each plan version, as rated.
+    recurring: BTreeMap<PlanVersionId, i64>,
+    /// Discount taken so far in this period.
+    discounted: i64,
+}
+
+impl Slot {
+    fn new(period: Period, changes: &[BillableFrom]) -> Slot {
+        let first = day_number(period.start);
+        let end = day_number(period.end);
+        let mut day_plans = vec![None; usize::try_from(end - first).unwrap_or(0)];
+        // The same segments as `expected_from`: each change lasts until the next one.
+        for (i, c) in changes.iter().enumerate() {
+            let Some(plan) = c.plan else { continue };
+            let from = day_number(c.from).max(first);
+            let to = changes
+                .get(i + 1)
+                .map_or(end, |n| day_number(n.from))
+                .min(end);
+            for d in from..to {
+                if let Some(slot) = usize::try_from(d - first)
+                    .ok()
+                    .and_then(|i| day_plans.get_mut(i))
+                {
+                    *slot = Some(plan);
+                }
+            }
+        }
+        Slot {
+            period,
+            day_plans,
+            recurring: BTreeMap::new(),
+            discounted: 0,
+        }
+    }
+
+    /// What discounts can still take off: the recurring charges not yet discounted.
+    fn remaining(&self) -> i64 {
+        (self.recurring.values().sum::<i64>() - self.discounted).max(0)
+    }
+
+    /// The days `d` discounts: billed (at `plan`, if given) and in its window.
+    fn covered(&self, d: &Discount, plan: Option<PlanVersionId>) -> Vec<bool> {
+        let first = day_number(self.period.start);
+        (first..)
+            .zip(&self.day_plans)
+            .map(|(day, p)| p.is_some() && (plan.is_none() || *p == plan) && d.covers_day(day))
+            .collect()
+    }
+
+    /// The plan version billed most days of the period; on a tie, the one billed last.
+    fn main_plan(&self) -> Option<PlanVersionId> {
+        let mut stats: BTreeMap<PlanVersionId, (usize, usize)> = BTreeMap::new();
+        for (i, p) in self.day_plans.iter().enumerate() {
+            if let Some(p) = p {
+                let s = stats.entry(*p).or_default();
+                s.0 += 1;
+                s.1 = i;
+            }
+        }
+        stats
+            .into_iter()
+            .max_by_key(|(_, (days, last))| (*days, *last))
+            .map(|(p, _)| p)
+    }
+}
+
+fn count(days: &[bool]) -> i64 {
+    days.iter().filter(|d| **d).count() as i64
+}
+
+/// Discount lines being built: amount taken off (positive) and the days discounted, per key.
+#[derive(Default)]
+struct DiscountLines(BTreeMap<ChargeKey, (Period, Vec<bool>, i64)>);
+
+impl DiscountLines {
+    fn add(&mut self, slot: &mut Slot, key: ChargeKey, days: &[bool], amount: i64) {
+        if amount <= 0 {
+            return;
+        }
+        slot.discounted += amount;
+        let line = self
+            .0
+            .entry(key)
+            .or_insert_with(|| (slot.period, vec![false; days.len()], 0));
+        for (seen, d) in line.1.iter_mut().zip(days) {
+            *seen |= *d;
+        }
+        line.2 += amount;
+    }
+
+    fn into_expected(self) -> impl Iterator<Item = Expected> {
+        self.0
+            .into_iter()
+            .map(|(key, (period, days, amount))| Expected {
+                key,
+                period,
+                days: count(&days),
+                amount_minor: -amount,
+            })
+    }
+}
+
+fn discount_key(period: Period, service_id: ServiceId, plan: PlanVersionId) -> ChargeKey {
+    ChargeKey {
+        period_start: period.start,
+        service_id,
+        kind: ChargeKind::Discount,
+        plan_version_id: plan,
+    }
+}
+
+/// The discount lines of one period, for the services billed in it.
+fn discount_period(
+    period: Period,
+    slots: &mut BTreeMap<ServiceId, Slot>,
+    discounts: &[&Discount],
+    ctx: &RatingContext<'_>,
+    lines: &mut DiscountLines,
+) -> Result<(), RatingError> {
+    let one = i128::from(Rate::HUNDRED_PERCENT.millionths());
+    for (&service, slot) in slots.iter_mut() {
+        // Percentages: per plan version, the exact sum over discounts of price × days × rate,
+        // rounded once.
+        let plans: Vec<(PlanVersionId, i64)> =
+            slot.recurring.iter().map(|(p, a)| (*p, *a)).collect();
+        for (plan, charged) in plans {
+            let t = ctx.terms(plan)?;
+            let mut weighted: i128 = 0;
+            let mut days = vec![false; slot.day_plans.len()];
+            for d in discounts.iter().filter(|d| d.applies_to(service)) {
+                let DiscountValue::Percent { percent } = d.value else {
+                    continue;
+                };
+                let covered = slot.covered(d, Some(plan));
+                weighted += i128::from(count(&covered)) * i128::from(percent.millionths());
+                for (seen, c) in days.iter_mut().zip(&covered) {
+                    *seen |= *c;
+                }
+            }
+            if weighted == 0 {
+                continue;
+            }
+            let den = i128::from(period.days() * months(t.billing_interval)) * one;
+            let exact = div_round_half_even(i128::from(t.price_minor) * weighted, den);
+            // Stacked percentages can pass 100 %: never more than the charge itself.
+            let cap = charged.min(slot.remaining()).max(0);
+            let amount = exact.clamp(0, i128::from(cap));
+            let amount = i64::try_from(amount).unwrap_or(0);
+            lines.add(slot, discount_key(period, service, plan), &days, amount);
+        }
+        // The service's own fixed amounts.
+        let Some(main) = slot.main_plan() else {
+            continue;
+        };
+        for d in discounts.iter().filter(|d| d.service_id == Some(service)) {
+            let DiscountValue::Fixed { amount_minor } = d.value else {
+                continue;
+            };
+            let covered = slot.covered(d, None);
+            let amount = prorate(amount_minor, count(&covered), period.days());
+            let amount = amount.min(slot.remaining());
+            lines.add(slot, discount_key(period, service, main), &covered, amount);
+        }
+    }
+    // Subscriber-wide fixed amounts: prorated by the days on which any service is discounted,
+    // then taken from the services in id order.
+    for d in discounts.iter().filter(|d| d.service_id.is_none()) {
+        let DiscountValue::Fixed { amount_minor } = d.value else {
+            continue;
+        };
+        let covered: Vec<(ServiceId, Vec<bool>)> = slots
+            .iter()
+            .map(|(s, slot)| (*s, slot.covered(d, None)))
+            .collect();
+        let any_day = (0..usize::try_from(period.days()).unwrap_or(0))
+            .filter(|i| {
+                covered
+                    .iter()
+                    .any(|(_, c)| c.get(*i).copied().unwrap_or(false))
+            })
+            .count() as i64;
+        let mut left = prorate(amount_minor, any_day, period.days());
+        for (service, days) in covered {
+            if left <= 0 {
+                break;
+            }
+            let Some(slot) = slots.get_mut(&service) else {
+                continue;
+            };
+            let Some(main) = slot.main_plan() else {
+                continue;
+            };
+            if count(&days) == 0 {
+                continue;
+            }
+            let take = left.min(slot.remaining());
+            lines.add(slot, discount_key(period, service, main), &days, take);
+            left -= take;
+        }
+    }
+    Ok(())
 }
 
 /// The lines that make invoiced equal expected, key by key; nothing when nothing changed.

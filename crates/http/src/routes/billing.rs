@@ -1,10 +1,13 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, OptionalJson, Query};
+use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
-use lastmile_api_types::{BillingRunResponse, CreateBillingRun, InvoiceResponse, Page, Problem};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lastmile_api_types::{
+    BillingRunResponse, CreateBillingRun, InvoiceResponse, Page, Problem, VoidInvoiceBody,
+};
 use lastmile_domain::auth::Permission;
 use lastmile_domain::billing::invoice::InvoiceStatus;
 use lastmile_domain::ids::{BillingRunId, InvoiceId, SubscriberId};
@@ -19,6 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_run))
         .routes(routes!(list_invoices))
         .routes(routes!(get_invoice))
+        .routes(routes!(issue_invoice))
+        .routes(routes!(void_invoice))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -62,7 +67,10 @@ async fn start_run(
 ) -> ApiResult<(StatusCode, axum::Json<BillingRunResponse>)> {
     caller.require(Permission::RunBilling)?;
     let as_of = body.as_of.unwrap_or_else(|| st.app.billing_today());
-    let run = st.app.start_billing_run(as_of).await?;
+    let run = st
+        .app
+        .start_billing_run(as_of, body.subscriber_id.map(SubscriberId))
+        .await?;
     let fresh = st
         .billing_runs
         .lock()
@@ -108,6 +116,8 @@ pub struct InvoiceListQuery {
     /// The billing period's first day (YYYY-MM-DD).
     #[param(value_type = Option<String>, format = Date)]
     period_start: Option<jiff::civil::Date>,
+    /// Exactly this invoice number.
+    number: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -127,6 +137,7 @@ async fn list_invoices(
         subscriber_id: q.subscriber_id.map(SubscriberId),
         status: q.status,
         period_start: q.period_start,
+        number: q.number,
     };
     let items = st.app.list_invoices(&filter, page).await?;
     Ok(axum::Json(pagination::body(
@@ -137,18 +148,65 @@ async fn list_invoices(
     )))
 }
 
-/// An invoice with its lines.
+/// An invoice with its lines; with `Accept: text/html`, the document fit to print or mail.
 #[utoipa::path(get, path = "/invoices/{id}", tag = "billing", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = InvoiceResponse),
+              (status = 200, content_type = "text/html", description = "The invoice document"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_invoice(
     State(st): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    caller.require(Permission::ReadBilling)?;
+    let inv = st.app.get_invoice(InvoiceId(id)).await?;
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        let html = crate::invoice_html::render_for(&st.app, &inv).await?;
+        return Ok((
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response());
+    }
+    Ok(axum::Json(InvoiceResponse::new(inv, true)).into_response())
+}
+
+/// Issue a draft: it gets its number (gap-free) and due date now.
+#[utoipa::path(post, path = "/invoices/{id}/issue", tag = "billing",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = InvoiceResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn issue_invoice(
+    State(st): State<AppState>,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<InvoiceResponse>> {
-    caller.require(Permission::ReadBilling)?;
-    Ok(axum::Json(InvoiceResponse::new(
-        st.app.get_invoice(InvoiceId(id)).await?,
-        true,
-    )))
+    caller.require(Permission::WriteBilling)?;
+    let inv = st.app.issue_invoice(&caller.actor, InvoiceId(id)).await?;
+    Ok(axum::Json(InvoiceResponse::new(inv, true)))
+}
+
+/// Void a draft, or an issued invoice nothing was paid or credited against. Its charges are
+/// billed again by the next run; to forgive them, issue a credit note instead.
+#[utoipa::path(post, path = "/invoices/{id}/void", tag = "billing",
+    params(("id" = uuid::Uuid, Path)), request_body = VoidInvoiceBody,
+    responses((status = 200, body = InvoiceResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn void_invoice(
+    State(st): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Json(body): Json<VoidInvoiceBody>,
+) -> ApiResult<axum::Json<InvoiceResponse>> {
+    caller.require(Permission::WriteBilling)?;
+    let inv = st
+        .app
+        .void_invoice(&caller.actor, InvoiceId(id), &body.reason)
+        .await?;
+    Ok(axum::Json(InvoiceResponse::new(inv, true)))
 }

@@ -1,6 +1,7 @@
 mod audit;
 mod billing;
 mod jobs;
+mod money;
 mod nas;
 mod plans;
 mod services;
@@ -18,4 +19,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(audit::router())
         .merge(billing::router())
+        .merge(money::router())
 }

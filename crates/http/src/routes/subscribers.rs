@@ -49,6 +49,7 @@ async fn list(
             .filter(|s| !s.trim().is_empty())
             .map(|s| s.trim().to_string()),
         status: q.status,
+        number: None,
     };
     let items = st.app.list_subscribers(&filter, page).await?;
     Ok(axum::Json(pagination::body(

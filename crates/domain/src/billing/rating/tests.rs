@@ -1,5 +1,6 @@
 use super::*;
-use crate::ids::{PlanId, ServiceEventId, SubscriberId};
+use crate::billing::invoice::line_from_draft;
+use crate::ids::{DiscountId, InvoiceId, PlanId, ServiceEventId, SubscriberId};
 use crate::plan::CapPolicy;
 use jiff::civil::date;
 use jiff::Timestamp;
@@ -37,6 +38,9 @@ struct World {
     events: Vec<TimelineEvent>,
     invoiced: Vec<Invoiced>,
     policy: BillingPolicy,
+    discounts: Vec<Discount>,
+    /// Other services of the same subscriber.
+    others: Vec<ServiceHistory>,
 }
 
 impl World {
@@ -53,6 +57,8 @@ impl World {
             events: vec![],
             invoiced: vec![],
             policy: BillingPolicy::default(),
+            discounts: vec![],
+            others: vec![],
         }
     }
 
@@ -96,9 +102,9 @@ impl World {
         }
     }
 
-    /// A billing run on `as_of`: returns the new lines as (period start, plan, amount) and
+    /// A billing run on `as_of` over all the subscriber's services: returns the new lines and
     /// records them as invoiced.
-    fn run(&mut self, as_of: Date) -> Vec<(Date, PlanVersionId, ChargeKind, i64)> {
+    fn run_lines(&mut self, as_of: Date) -> Vec<DraftLine> {
         let currency = eur();
         let ctx = RatingContext {
             tz: &self.tz,
@@ -106,9 +112,18 @@ impl World {
             currency: &currency,
             plans: &self.plans,
             policy: self.policy,
+            discounts: &self.discounts,
         };
         let period = Period::containing(as_of, ctx.billing_day);
-        let expected = expected_charges(&self.history(), &ctx, period).unwrap();
+        let mut services = vec![self.history()];
+        services.extend(self.others.iter().cloned());
+        let expected = expected_for_subscriber(&services, &ctx, period).unwrap();
+        if self.discounts.is_empty() && self.others.is_empty() {
+            // Without discounts, the subscriber's charges are the service's.
+            let mut alone = expected_charges(&self.history(), &ctx, period).unwrap();
+            alone.sort_by_key(|e| e.key);
+            assert_eq!(expected, alone);
+        }
         let lines = difference(&expected, &self.invoiced, period);
         for l in &lines {
             self.invoiced.push(Invoiced {
@@ -117,7 +132,14 @@ impl World {
             });
         }
         lines
+    }
+
+    /// [`Self::run_lines`] as (period start, plan, kind, amount) of the main service.
+    fn run(&mut self, as_of: Date) -> Vec<(Date, PlanVersionId, ChargeKind, i64)> {
+        let svc = self.svc;
+        self.run_lines(as_of)
             .into_iter()
+            .filter(|l| l.key.service_id == svc)
             .map(|l| {
                 (
                     l.key.period_start,
@@ -407,7 +429,7 @@ proptest! {
         offers.sort_by_key(|o| (o.0, o.1));
         let currency = eur();
         let bd = BillingDay::new(billing_day).unwrap();
-        let ctx = RatingContext { tz: &tz, billing_day: bd, currency: &currency, plans: &lookup, policy: BillingPolicy { downgrades: DowngradeBilling::Immediate, bill_dunning_suspensions: false } };
+        let ctx = RatingContext { tz: &tz, billing_day: bd, currency: &currency, plans: &lookup, policy: BillingPolicy { downgrades: DowngradeBilling::Immediate, bill_dunning_suspensions: false }, discounts: &[] };
 
         let mut accepted: Vec<TimelineEvent> = Vec::new();
         let mut invoiced: Vec<Invoiced> = Vec::new();
@@ -471,5 +493,537 @@ proptest! {
             sum += e.amount_minor;
         }
         prop_assert_eq!(total, sum);
+    }
+}
+
+// Discounts.
+
+fn percent(p: &str) -> DiscountValue {
+    DiscountValue::Percent {
+        percent: Rate::parse_percent(p).unwrap(),
+    }
+}
+
+fn fixed(amount_minor: i64) -> DiscountValue {
+    DiscountValue::Fixed { amount_minor }
+}
+
+fn discount(
+    service_id: Option<ServiceId>,
+    value: DiscountValue,
+    starts_on: Date,
+    ends_on: Option<Date>,
+) -> Discount {
+    Discount {
+        id: DiscountId::generate(),
+        subscriber_id: SubscriberId(uuid::Uuid::nil()),
+        service_id,
+        value,
+        starts_on,
+        ends_on,
+        description: "test".into(),
+        created_at: Timestamp::UNIX_EPOCH,
+    }
+}
+
+impl World {
+    /// A discount of the main service.
+    fn discount(&mut self, value: DiscountValue, starts_on: Date, ends_on: Option<Date>) {
+        let d = discount(Some(self.svc), value, starts_on, ends_on);
+        self.discounts.push(d);
+    }
+
+    /// Another service of the subscriber, on plan A, active from `from`.
+    fn other_service(&mut self, from: Date) -> ServiceId {
+        let svc = ServiceId::generate();
+        let at = self.at(from);
+        self.others.push(ServiceHistory {
+            service_id: svc,
+            initial: ServiceState::pending(self.a.0, self.a.1),
+            events: vec![TimelineEvent {
+                id: ServiceEventId::generate(),
+                service_id: svc,
+                subscriber_id: SubscriberId(uuid::Uuid::nil()),
+                seq: 1,
+                kind: EventKind::Activated,
+                effective_at: at,
+                recorded_at: at,
+                plan_id: None,
+                plan_version_id: None,
+                suspension_cause: None,
+                reason: None,
+                actor: "test".into(),
+            }],
+        });
+        svc
+    }
+
+    /// What was invoiced for (period, service, kind), summed over plan versions.
+    fn invoiced_for(&self, period_start: Date, svc: ServiceId, kind: ChargeKind) -> i64 {
+        self.invoiced
+            .iter()
+            .filter(|i| {
+                i.key.period_start == period_start && i.key.service_id == svc && i.key.kind == kind
+            })
+            .map(|i| i.amount_minor)
+            .sum()
+    }
+}
+
+#[test]
+fn charge_kinds_round_trip_through_their_names() {
+    for k in [
+        ChargeKind::Recurring,
+        ChargeKind::SetupFee,
+        ChargeKind::EarlyTermination,
+        ChargeKind::Discount,
+    ] {
+        assert_eq!(k.as_str().parse::<ChargeKind>(), Ok(k));
+        assert_eq!(
+            serde_json::to_value(k).unwrap(),
+            serde_json::json!(k.as_str())
+        );
+    }
+}
+
+#[test]
+fn ten_percent_of_a_whole_month() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.discount(percent("10"), JUNE(1), None);
+    let a = w.a.1;
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 6000),
+            (JUNE(1), a, ChargeKind::Discount, -600)
+        ]
+    );
+    assert_eq!(w.run(JUNE(20)), [], "a second run changes nothing");
+}
+
+#[test]
+fn a_discount_starting_on_day_16_discounts_15_of_30_days() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.discount(percent("10"), JUNE(16), None);
+    let a = w.a.1;
+    let lines = w.run_lines(JUNE(1));
+    let d = lines
+        .iter()
+        .find(|l| l.key.kind == ChargeKind::Discount)
+        .unwrap();
+    assert_eq!((d.amount_minor, d.days, d.period_days), (-300, 15, 30));
+    assert_eq!(d.key.plan_version_id, a);
+    assert_eq!(
+        w.run(JULY),
+        [
+            (JULY, a, ChargeKind::Recurring, 6000),
+            (JULY, a, ChargeKind::Discount, -600)
+        ]
+    );
+}
+
+#[test]
+fn a_fixed_discount_is_prorated_by_billed_days() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, date(2026, 5, 1), None, None);
+    w.discount(fixed(500), JUNE(1), None);
+    let a = w.a.1;
+    w.run(JUNE(1));
+    assert_eq!(w.invoiced_for(JUNE(1), w.svc, ChargeKind::Discount), -500);
+    // Suspended from June 16: 15 days billed, so 15 days of the 5.00 discount.
+    w.event(
+        EventKind::Suspended,
+        JUNE(16),
+        None,
+        Some(SuspensionCause::Operator),
+    );
+    assert_eq!(
+        w.run(JULY),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, -3000),
+            (JUNE(1), a, ChargeKind::Discount, 250)
+        ]
+    );
+    assert_eq!(w.invoiced_for(JUNE(1), w.svc, ChargeKind::Discount), -250);
+}
+
+#[test]
+fn a_discount_never_exceeds_the_recurring_charges() {
+    // Fixed 100.00 on a 60.00 plan.
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.discount(fixed(10_000), JUNE(1), None);
+    let a = w.a.1;
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 6000),
+            (JUNE(1), a, ChargeKind::Discount, -6000)
+        ]
+    );
+
+    // Stacked percentages add up, to at most the charge.
+    let mut w = World::new();
+    let a = w.a.1;
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.discount(percent("60"), JUNE(1), None);
+    w.discount(percent("60"), JUNE(1), None);
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 6000),
+            (JUNE(1), a, ChargeKind::Discount, -6000)
+        ]
+    );
+
+    // Percentages first, then fixed amounts up to what is left; one line per key.
+    let mut w = World::new();
+    let a = w.a.1;
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.discount(percent("10"), JUNE(1), None);
+    w.discount(percent("40"), JUNE(1), None);
+    w.discount(fixed(4000), JUNE(1), None);
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 6000),
+            (JUNE(1), a, ChargeKind::Discount, -6000)
+        ]
+    );
+}
+
+#[test]
+fn a_subscriber_wide_fixed_discount_is_spread_over_services_in_id_order() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    let other = w.other_service(JUNE(1));
+    let (first, second) = (w.svc.min(other), w.svc.max(other));
+    w.discounts
+        .push(discount(None, fixed(10_000), JUNE(1), None));
+    w.run(JUNE(1));
+    assert_eq!(w.invoiced_for(JUNE(1), first, ChargeKind::Discount), -6000);
+    assert_eq!(w.invoiced_for(JUNE(1), second, ChargeKind::Discount), -4000);
+
+    // Once per subscriber, not once per service.
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    let other = w.other_service(JUNE(1));
+    let (first, second) = (w.svc.min(other), w.svc.max(other));
+    w.discounts.push(discount(None, fixed(2000), JUNE(1), None));
+    w.run(JUNE(1));
+    assert_eq!(w.invoiced_for(JUNE(1), first, ChargeKind::Discount), -2000);
+    assert_eq!(w.invoiced_for(JUNE(1), second, ChargeKind::Discount), 0);
+
+    // Services with no discounted day are skipped; the amount is prorated by the days on
+    // which any service is discounted (June 16..30 here).
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.event(EventKind::Terminated, JUNE(10), None, None);
+    let other = w.other_service(JUNE(1));
+    w.discounts
+        .push(discount(None, fixed(10_000), JUNE(16), None));
+    w.run(JUNE(1));
+    assert_eq!(w.invoiced_for(JUNE(1), w.svc, ChargeKind::Discount), 0);
+    assert_eq!(w.invoiced_for(JUNE(1), other, ChargeKind::Discount), -5000);
+}
+
+#[test]
+fn a_subscriber_wide_percentage_discounts_every_service() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    let other = w.other_service(JUNE(16));
+    w.discounts
+        .push(discount(None, percent("10"), JUNE(1), None));
+    w.run(JUNE(1));
+    assert_eq!(w.invoiced_for(JUNE(1), w.svc, ChargeKind::Discount), -600);
+    assert_eq!(w.invoiced_for(JUNE(1), other, ChargeKind::Discount), -300);
+}
+
+#[test]
+fn a_discount_ending_mid_period() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.discount(percent("10"), date(2026, 5, 1), Some(JUNE(16)));
+    let a = w.a.1;
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 6000),
+            (JUNE(1), a, ChargeKind::Discount, -300)
+        ]
+    );
+    assert_eq!(w.run(JULY), [(JULY, a, ChargeKind::Recurring, 6000)]);
+}
+
+#[test]
+fn discounts_follow_plan_changes() {
+    // Upgrade on June 21: A 20 days, B 10 days; a percentage discounts each plan's days.
+    let mut w = World::new();
+    let (a, b, bb) = (w.a.1, w.b.1, w.b);
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.event(EventKind::PlanChanged, JUNE(21), Some(bb), None);
+    w.discount(percent("10"), JUNE(1), None);
+    w.discount(fixed(600), JUNE(1), None);
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 4000),
+            (JUNE(1), b, ChargeKind::Recurring, 3000),
+            (JUNE(1), a, ChargeKind::Discount, -400 - 600),
+            (JUNE(1), b, ChargeKind::Discount, -300),
+        ]
+    );
+    // A tie in days (15/15) puts a fixed discount on the later plan.
+    let mut w = World::new();
+    let (a, b, bb) = (w.a.1, w.b.1, w.b);
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    w.event(EventKind::PlanChanged, JUNE(16), Some(bb), None);
+    w.discount(fixed(600), JUNE(1), None);
+    assert_eq!(
+        w.run(JUNE(1)),
+        [
+            (JUNE(1), a, ChargeKind::Recurring, 3000),
+            (JUNE(1), b, ChargeKind::Recurring, 4500),
+            (JUNE(1), b, ChargeKind::Discount, -600),
+        ]
+    );
+}
+
+#[test]
+fn a_back_dated_discount_end_is_corrected_on_the_next_invoice() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, date(2026, 5, 1), None, None);
+    w.discount(percent("10"), date(2026, 5, 1), None);
+    let a = w.a.1;
+    w.run(JUNE(1));
+    w.run(JULY);
+    for p in [date(2026, 5, 1), JUNE(1), JULY] {
+        assert_eq!(w.invoiced_for(p, w.svc, ChargeKind::Discount), -600);
+    }
+    // Entered in July: the discount ended on June 16.
+    w.discounts[0].ends_on = Some(JUNE(16));
+    let lines = w.run_lines(date(2026, 8, 1));
+    let got: Vec<(Date, ChargeKind, i64, bool)> = lines
+        .iter()
+        .map(|l| (l.key.period_start, l.key.kind, l.amount_minor, l.correction))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (JUNE(1), ChargeKind::Discount, 300, true),
+            (JULY, ChargeKind::Discount, 600, true),
+            (date(2026, 8, 1), ChargeKind::Recurring, 6000, false),
+        ]
+    );
+    let line = line_from_draft(
+        InvoiceId::generate(),
+        SubscriberId(uuid::Uuid::nil()),
+        1,
+        &lines[0],
+        "Plan A",
+    );
+    assert_eq!(
+        line.description,
+        "Correction discount, Plan A, period from 2026-06-01"
+    );
+    assert_eq!(
+        (line.charge_kind, line.plan_version_id),
+        (ChargeKind::Discount, a)
+    );
+    assert_eq!(w.run(date(2026, 8, 1)), []);
+}
+
+/// A random timeline of `svc`, its events offered in order and kept when legal.
+fn random_history(
+    svc: ServiceId,
+    plans: &[((PlanId, PlanVersionId), PlanTerms)],
+    offers: &[(EventKind, i64, usize)],
+    tz: &TimeZone,
+) -> ServiceHistory {
+    let initial = ServiceState::pending(plans[0].0 .0, plans[0].0 .1);
+    let start = date(2026, 1, 1);
+    let mut accepted: Vec<TimelineEvent> = Vec::new();
+    for (i, (kind, day, p)) in offers.iter().enumerate() {
+        let plan = (*kind == EventKind::PlanChanged).then_some(plans[*p].0);
+        let at = start
+            .checked_add(day.days())
+            .unwrap()
+            .at((i % 24) as i8, 0, 0, 0)
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp();
+        let e = TimelineEvent {
+            id: ServiceEventId::generate(),
+            service_id: svc,
+            subscriber_id: SubscriberId(uuid::Uuid::nil()),
+            seq: i as i64 + 1,
+            kind: *kind,
+            effective_at: at,
+            recorded_at: at,
+            plan_id: plan.map(|x| x.0),
+            plan_version_id: plan.map(|x| x.1),
+            suspension_cause: (*kind == EventKind::Suspended).then_some(SuspensionCause::Operator),
+            reason: None,
+            actor: "prop".into(),
+        };
+        if timeline::add_event(initial, &accepted, &e).is_ok() {
+            accepted.push(e);
+        }
+    }
+    ServiceHistory {
+        service_id: svc,
+        initial,
+        events: accepted,
+    }
+}
+
+/// An activation in the first months, then random offers (most of them legal or not).
+fn arb_offers() -> impl Strategy<Value = Vec<(EventKind, i64, usize)>> {
+    (
+        0i64..200,
+        proptest::collection::vec((arb_kind(), 0i64..365, 0usize..3), 0..25),
+    )
+        .prop_map(|(activated, mut rest)| {
+            rest.insert(0, (EventKind::Activated, activated, 0));
+            rest
+        })
+}
+
+fn arb_window() -> impl Strategy<Value = (Date, Option<Date>)> {
+    (0i64..300, proptest::option::of(1i64..200)).prop_map(|(s, len)| {
+        let start = date(2026, 1, 1).checked_add(s.days()).unwrap();
+        (start, len.map(|l| start.checked_add(l.days()).unwrap()))
+    })
+}
+
+fn sums_by_period_and_service(
+    expected: &[Expected],
+    kind: ChargeKind,
+) -> HashMap<(Date, ServiceId), i64> {
+    let mut out = HashMap::new();
+    for e in expected.iter().filter(|e| e.key.kind == kind) {
+        *out.entry((e.key.period_start, e.key.service_id))
+            .or_default() += e.amount_minor;
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// A percentage discount over a random window of a random timeline: each discount line is
+    /// within half a unit (so each (period, service) within one unit per line) of
+    /// −rate × Σ price × billed days in the window / (period days × interval months), with the
+    /// billed days taken from an independent day-by-day replay; never more than the recurring
+    /// charges; and the other lines are exactly those of `expected_charges`.
+    #[test]
+    fn percentage_discounts_follow_billed_days_in_the_window(
+        offers in arb_offers(),
+        billing_day in 1i64..29,
+        berlin in any::<bool>(),
+        window in arb_window(),
+        rate in 1i64..=1_000_000,
+        subscriber_wide in any::<bool>(),
+    ) {
+        let tz = if berlin { TimeZone::get("Europe/Berlin").unwrap() } else { TimeZone::UTC };
+        let plans = plan_set();
+        let lookup: HashMap<PlanVersionId, PlanTerms> = plans.iter().map(|(p, t)| (p.1, t.clone())).collect();
+        let svc = ServiceId::generate();
+        let h = random_history(svc, &plans, &offers, &tz);
+        let rate = Rate::from_millionths(rate).unwrap();
+        let d = discount((!subscriber_wide).then_some(svc), DiscountValue::Percent { percent: rate }, window.0, window.1);
+        let currency = eur();
+        let bd = BillingDay::new(billing_day).unwrap();
+        let discounts = [d.clone()];
+        let ctx = RatingContext { tz: &tz, billing_day: bd, currency: &currency, plans: &lookup, policy: BillingPolicy { downgrades: DowngradeBilling::Immediate, bill_dunning_suspensions: false }, discounts: &discounts };
+        let last = Period::containing(date(2027, 3, 1), bd);
+        let expected = expected_for_subscriber(std::slice::from_ref(&h), &ctx, last).unwrap();
+
+        // Keys are unique; without the discount lines it is expected_charges.
+        let mut keys: Vec<ChargeKey> = expected.iter().map(|e| e.key).collect();
+        keys.dedup();
+        prop_assert_eq!(keys.len(), expected.len());
+        let mut alone = expected_charges(&h, &ctx, last).unwrap();
+        alone.sort_by_key(|e| e.key);
+        let others: Vec<Expected> = expected.iter().filter(|e| e.key.kind != ChargeKind::Discount).cloned().collect();
+        prop_assert_eq!(others, alone);
+
+        // Oracle: discounted days per (period, plan) from a day-by-day replay.
+        let mut oracle: HashMap<(Period, PlanVersionId), i64> = HashMap::new();
+        let mut day = Period::containing(date(2026, 1, 1), bd).start;
+        while day < last.end {
+            let eod: Vec<TimelineEvent> = h.events.iter().filter(|e| local_date(e.effective_at, &tz) <= day).cloned().collect();
+            let s = timeline::replay(h.initial, &eod).unwrap();
+            if s.status == ServiceStatus::Active && d.covers_day(day_number(day)) {
+                *oracle.entry((Period::containing(day, bd), s.plan_version_id)).or_default() += 1;
+            }
+            day = day.tomorrow().unwrap();
+        }
+        let lines: HashMap<(Date, PlanVersionId), &Expected> = expected.iter().filter(|e| e.key.kind == ChargeKind::Discount).map(|e| ((e.key.period_start, e.key.plan_version_id), e)).collect();
+        for ((period, plan), days) in &oracle {
+            let t = &lookup[plan];
+            let den = i128::from(period.days() * months(t.billing_interval)) * 1_000_000;
+            let exact = i128::from(t.price_minor) * i128::from(*days) * i128::from(rate.millionths());
+            let line = lines.get(&(period.start, *plan));
+            let amount = line.map_or(0, |l| l.amount_minor);
+            prop_assert!(2 * (i128::from(amount) * den + exact).abs() <= den, "{:?} {:?}: {} for {} days", period, plan, amount, days);
+            if let Some(l) = line {
+                prop_assert_eq!(l.days, *days);
+            }
+        }
+        for (period_start, plan) in lines.keys() {
+            prop_assert!(oracle.keys().any(|(p, v)| p.start == *period_start && v == plan), "a discount line without discounted days");
+        }
+        let recurring = sums_by_period_and_service(&expected, ChargeKind::Recurring);
+        for (k, disc) in sums_by_period_and_service(&expected, ChargeKind::Discount) {
+            prop_assert!(disc < 0 && -disc <= recurring.get(&k).copied().unwrap_or(0));
+        }
+    }
+
+    /// Any mix of discounts on two services: one line per key, every discount line negative,
+    /// no (period, service) discounted more than its recurring charges, and the result does not
+    /// depend on the order discounts are listed in.
+    #[test]
+    fn discounts_never_exceed_the_recurring_charges(
+        offers1 in arb_offers(),
+        offers2 in arb_offers(),
+        discounts in proptest::collection::vec((0usize..3, any::<bool>(), 1i64..=1_000_000, 1i64..20_000, arb_window()), 1..5),
+    ) {
+        let tz = TimeZone::UTC;
+        let plans = plan_set();
+        let lookup: HashMap<PlanVersionId, PlanTerms> = plans.iter().map(|(p, t)| (p.1, t.clone())).collect();
+        let (s1, s2) = (ServiceId::generate(), ServiceId::generate());
+        let services = [random_history(s1, &plans, &offers1, &tz), random_history(s2, &plans, &offers2, &tz)];
+        let mut list: Vec<Discount> = discounts.into_iter().map(|(target, is_percent, rate, amount, window)| {
+            let value = if is_percent {
+                DiscountValue::Percent { percent: Rate::from_millionths(rate).unwrap() }
+            } else {
+                DiscountValue::Fixed { amount_minor: amount }
+            };
+            discount([Some(s1), Some(s2), None][target], value, window.0, window.1)
+        }).collect();
+        let currency = eur();
+        let bd = BillingDay::new(1).unwrap();
+        let last = Period::containing(date(2027, 3, 1), bd);
+        let rate_with = |list: &[Discount]| {
+            let ctx = RatingContext { tz: &tz, billing_day: bd, currency: &currency, plans: &lookup, policy: BillingPolicy::default(), discounts: list };
+            expected_for_subscriber(&services, &ctx, last).unwrap()
+        };
+        let expected = rate_with(&list);
+        let mut keys: Vec<ChargeKey> = expected.iter().map(|e| e.key).collect();
+        keys.dedup();
+        prop_assert_eq!(keys.len(), expected.len());
+        let recurring = sums_by_period_and_service(&expected, ChargeKind::Recurring);
+        for e in expected.iter().filter(|e| e.key.kind == ChargeKind::Discount) {
+            prop_assert!(e.amount_minor < 0 && e.days > 0, "{:?}", e);
+            prop_assert!(recurring.contains_key(&(e.key.period_start, e.key.service_id)));
+        }
+        for (k, disc) in sums_by_period_and_service(&expected, ChargeKind::Discount) {
+            prop_assert!(-disc <= recurring.get(&k).copied().unwrap_or(0), "{:?}: {}", k, disc);
+        }
+        list.reverse();
+        prop_assert_eq!(rate_with(&list), expected);
     }
 }

@@ -1,0 +1,232 @@
+//! The daily dunning pass: every subscriber with an overdue invoice is walked through their
+//! dunning policy. Suspension and termination are the API's service actions, written with the
+//! dunning step in one transaction; reminders are queued as notification jobs.
+
+use crate::services::ServiceAction;
+use crate::{App, AppError, AppResult};
+use jiff::civil::Date;
+use lastmile_domain::audit::{Actor, AuditEvent};
+use lastmile_domain::billing::account::DocumentKind;
+use lastmile_domain::billing::dunning::{due_steps, DunningAction, DunningActionKind};
+use lastmile_domain::billing::invoice::BillingRunError;
+use lastmile_domain::ids::{DunningActionId, InvoiceId, SubscriberId};
+use lastmile_domain::job::ProvisioningJob;
+use lastmile_domain::service::{ServiceStatus, SuspensionCause};
+use lastmile_store::{AccountChange, Page, ServiceFilter};
+
+/// The job kind of a dunning reminder (delivered by notifications; until then it stays
+/// visible in the job list).
+pub const REMINDER_JOB: &str = "notification.dunning-reminder";
+
+const MAX_ATTEMPTS: usize = 16;
+
+#[derive(Clone, Debug, Default)]
+pub struct DunningReport {
+    pub subscribers_checked: u64,
+    pub reminders: u64,
+    pub suspensions: u64,
+    pub terminations: u64,
+    pub errors: Vec<BillingRunError>,
+}
+
+impl App {
+    /// Runs the dunning pass for `today` (operator-local date). Idempotent: a step already
+    /// taken for an invoice is never taken again.
+    pub async fn run_dunning(&self, today: Date) -> AppResult<DunningReport> {
+        let catalog = self.catalog().await?;
+        let mut report = DunningReport::default();
+        let mut after = None;
+        loop {
+            let subs = self.store.overdue_subscribers(today, after, 500).await?;
+            let Some(last) = subs.last().copied() else {
+                break;
+            };
+            for sub in subs {
+                report.subscribers_checked += 1;
+                if let Err(e) = self.dun_subscriber(sub, today, &catalog, &mut report).await {
+                    tracing::warn!(subscriber = %sub, error = %e, "dunning failed");
+                    report.errors.push(BillingRunError {
+                        subscriber_id: sub,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            after = Some(last);
+        }
+        Ok(report)
+    }
+
+    async fn dun_subscriber(
+        &self,
+        sub: SubscriberId,
+        today: Date,
+        catalog: &crate::billing::Catalog,
+        report: &mut DunningReport,
+    ) -> AppResult<()> {
+        let actor = Actor::system("dunning");
+        let subscriber = self.get_subscriber(sub).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self.get_account(sub).await?;
+            let mut account = before.clone();
+            let now = self.clock.now();
+            let mut change = AccountChange::new(&before);
+            // Credit that was never applied (a crash after a billing batch) first.
+            change.allocations = account.settle(now);
+            change.paid_invoices = account.paid_invoices();
+            // A subscriber who owes nothing is never dunned, whatever the order payments
+            // and invoices arrived in.
+            let due = if account.balance_minor() <= 0 {
+                None
+            } else {
+                account.oldest_overdue(today).and_then(|(d, days)| {
+                    (d.doc.kind == DocumentKind::Invoice).then(|| {
+                        (InvoiceId(d.doc.id), d.label.clone(), days, d.open_minor())
+                    })
+                })
+            };
+            let policy = catalog.dunning_policy(subscriber.dunning_policy.as_deref());
+            let (mut reminders, mut suspensions, mut terminations) = (0, 0, 0);
+            if let (Some((invoice, number, days, open)), Some(policy)) = (due, policy) {
+                let taken = self.store.dunning_actions(invoice).await?;
+                let steps = due_steps(policy, days, &taken);
+                let terminating = steps
+                    .iter()
+                    .any(|s| s.action == DunningActionKind::Terminate);
+                for step in &steps {
+                    change.dunning_actions.push(DunningAction {
+                        id: DunningActionId::generate(),
+                        subscriber_id: sub,
+                        invoice_id: invoice,
+                        days_overdue: step.days_overdue,
+                        action: step.action,
+                        performed_at: now,
+                    });
+                    let reason = format!(
+                        "dunning policy {}: invoice {number} {days} days overdue",
+                        policy.code
+                    );
+                    match step.action {
+                        DunningActionKind::Remind => {
+                            reminders += 1;
+                            change.jobs.push(ProvisioningJob::new(
+                                now,
+                                REMINDER_JOB,
+                                Some(sub),
+                                None,
+                                serde_json::json!({
+                                    "invoice_id": invoice.0,
+                                    "invoice_number": number,
+                                    "days_overdue": days,
+                                    "amount_due_minor": open,
+                                    "currency": account.currency.as_str(),
+                                }),
+                            ));
+                        }
+                        // Catching up on both: terminating is enough.
+                        DunningActionKind::Suspend if terminating => {}
+                        DunningActionKind::Suspend => {
+                            for s in self.services_of(sub, &[ServiceStatus::Active]).await? {
+                                let sc = self
+                                    .prepare_service_change(
+                                        &actor,
+                                        s,
+                                        &ServiceAction::Suspend {
+                                            cause: SuspensionCause::Dunning,
+                                        },
+                                        Some(reason.clone()),
+                                        None,
+                                        None,
+                                    )
+                                    .await?;
+                                change.service_changes.push(sc);
+                                suspensions += 1;
+                            }
+                        }
+                        DunningActionKind::Terminate => {
+                            let live = [
+                                ServiceStatus::Active,
+                                ServiceStatus::Suspended,
+                                ServiceStatus::Pending,
+                            ];
+                            for s in self.services_of(sub, &live).await? {
+                                let sc = self
+                                    .prepare_service_change(
+                                        &actor,
+                                        s,
+                                        &ServiceAction::Terminate,
+                                        Some(reason.clone()),
+                                        None,
+                                        None,
+                                    )
+                                    .await?;
+                                change.service_changes.push(sc);
+                                terminations += 1;
+                            }
+                        }
+                    }
+                }
+                if !steps.is_empty() {
+                    change.audit.push(AuditEvent::new(
+                        now,
+                        &actor,
+                        Some(sub),
+                        "invoice",
+                        invoice,
+                        "dunning.step",
+                        None::<&()>,
+                        Some(&steps),
+                    ));
+                }
+            }
+            if change.allocations.is_empty() && change.dunning_actions.is_empty() {
+                return Ok(());
+            }
+            match self.store.record_account_change(&change).await {
+                Ok(()) => {
+                    if !change.jobs.is_empty() || !change.service_changes.is_empty() {
+                        (self.jobs_queued)();
+                    }
+                    report.reminders += reminders;
+                    report.suspensions += suspensions;
+                    report.terminations += terminations;
+                    return Ok(());
+                }
+                Err(lastmile_store::StoreError::Stale { .. }) => continue,
+                // Another dunning pass took this step a moment ago.
+                Err(lastmile_store::StoreError::Duplicate { .. }) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict {
+            kind: "concurrent-modification",
+            message: "the subscriber's account kept changing during dunning".into(),
+            current_state: None,
+            field: None,
+        })
+    }
+
+    async fn services_of(
+        &self,
+        sub: SubscriberId,
+        statuses: &[ServiceStatus],
+    ) -> AppResult<Vec<lastmile_domain::ids::ServiceId>> {
+        let all = self
+            .store
+            .list_services(
+                &ServiceFilter {
+                    subscriber_id: Some(sub),
+                    ..ServiceFilter::default()
+                },
+                Page {
+                    after: None,
+                    limit: 1000,
+                },
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|s| statuses.contains(&s.status))
+            .map(|s| s.id)
+            .collect())
+    }
+}

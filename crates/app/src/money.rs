@@ -1,0 +1,672 @@
+//! Money use cases: payments, refunds, credit notes, issuing and voiding invoices, the ledger.
+//!
+//! Every operation reads the subscriber's account, computes the change with the domain's
+//! allocation rules (named invoices first, then oldest debit first), and writes it with one
+//! `record_account_change`, guarded by the account revision; a concurrent change makes it
+//! start over. A payment or credit that clears everything overdue resumes the services dunning
+//! suspended, in the same transaction.
+
+use crate::services::ServiceAction;
+use crate::{App, AppError, AppResult};
+use jiff::civil::Date;
+use lastmile_api_types::{CreateCreditNote, CreatePayment, CreateRefund};
+use lastmile_domain::audit::{Actor, AuditEvent};
+use lastmile_domain::billing::account::{
+    Account, Allocation, CreditNote, Credit, Debit, DocumentKind, DocumentRef, LedgerEntry,
+    Payment, Refund,
+};
+use lastmile_domain::billing::invoice::{Invoice, InvoiceStatus};
+use lastmile_domain::billing::money::prorate;
+use lastmile_domain::ids::*;
+use lastmile_domain::service::{ServiceStatus, SuspensionCause};
+use lastmile_domain::validate::{self, Currency, ValidationErrors};
+use lastmile_store::{
+    AccountChange, CreditNoteFilter, IssueInvoice, NewCreditNote, Page, PaymentFilter,
+    ServiceFilter, StoreError, VoidInvoice,
+};
+use std::collections::BTreeSet;
+
+/// Optimistic-concurrency attempts before a busy account answers `409`.
+const MAX_ATTEMPTS: usize = 32;
+
+fn busy() -> AppError {
+    AppError::Conflict {
+        kind: "concurrent-modification",
+        message: "the subscriber's account is being changed by many requests at once; retry"
+            .into(),
+        current_state: None,
+        field: None,
+    }
+}
+
+/// What a payment did.
+#[derive(Clone, Debug)]
+pub struct PaymentOutcome {
+    pub payment: Payment,
+    pub allocations: Vec<Allocation>,
+    pub unallocated_minor: i64,
+    pub resumed_services: Vec<ServiceId>,
+}
+
+/// A subscriber's ledger with the account summary.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pub account: Account,
+    pub entries: Vec<LedgerEntry>,
+    pub today: Date,
+}
+
+fn invoice_doc(id: InvoiceId) -> DocumentRef {
+    DocumentRef {
+        kind: DocumentKind::Invoice,
+        id: id.0,
+    }
+}
+
+impl App {
+    pub async fn get_account(&self, sub: SubscriberId) -> AppResult<Account> {
+        self.store
+            .get_account(sub)
+            .await?
+            .ok_or_else(|| AppError::not_found("subscriber", sub))
+    }
+
+    /// Settles `account` (already holding the change's new documents and allocations),
+    /// records which invoices it paid, and, when nothing is overdue any more, resumes the
+    /// services dunning suspended. Returns the services resumed.
+    async fn finish_account_change(
+        &self,
+        actor: &Actor,
+        account: &mut Account,
+        change: &mut AccountChange,
+        before: &Account,
+    ) -> AppResult<Vec<ServiceId>> {
+        let now = self.clock.now();
+        change.allocations.extend(account.settle(now));
+        let touched: BTreeSet<DocumentRef> = change.allocations.iter().map(|a| a.debit).collect();
+        change.paid_invoices = account
+            .debits
+            .iter()
+            .filter(|d| d.doc.kind == DocumentKind::Invoice && touched.contains(&d.doc))
+            .filter(|d| d.open_minor() == 0)
+            .map(|d| InvoiceId(d.doc.id))
+            .collect();
+        let today = self.billing_today();
+        let mut resumed = Vec::new();
+        if before.overdue_minor(today) > 0 && account.overdue_minor(today) <= 0 {
+            let suspended = self
+                .store
+                .list_services(
+                    &ServiceFilter {
+                        subscriber_id: Some(account.subscriber_id),
+                        status: Some(ServiceStatus::Suspended),
+                        ..ServiceFilter::default()
+                    },
+                    Page {
+                        after: None,
+                        limit: 1000,
+                    },
+                )
+                .await?;
+            for s in suspended {
+                if s.suspension_cause != Some(SuspensionCause::Dunning) {
+                    continue;
+                }
+                let sc = self
+                    .prepare_service_change(
+                        actor,
+                        s.id,
+                        &ServiceAction::Resume,
+                        Some("payment cleared the overdue balance".into()),
+                        None,
+                        None,
+                    )
+                    .await?;
+                resumed.push(s.id);
+                change.service_changes.push(sc);
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Writes an account change; `Ok(false)` when the account moved on (the caller retries).
+    async fn try_record(&self, change: &AccountChange) -> AppResult<bool> {
+        match self.store.record_account_change(change).await {
+            Ok(()) => {
+                if change.service_changes.iter().any(|c| !c.jobs.is_empty())
+                    || !change.jobs.is_empty()
+                {
+                    (self.jobs_queued)();
+                }
+                Ok(true)
+            }
+            Err(StoreError::Stale { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Allocates available credit to open invoices (after a billing run issued new ones).
+    pub async fn settle_account(&self, sub: SubscriberId) -> AppResult<()> {
+        let actor = Actor::system("billing");
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self.get_account(sub).await?;
+            let mut account = before.clone();
+            let mut change = AccountChange::new(&before);
+            self.finish_account_change(&actor, &mut account, &mut change, &before)
+                .await?;
+            if change.allocations.is_empty() && change.service_changes.is_empty() {
+                return Ok(());
+            }
+            if self.try_record(&change).await? {
+                return Ok(());
+            }
+        }
+        Err(busy())
+    }
+
+    pub async fn record_payment(
+        &self,
+        actor: &Actor,
+        req: CreatePayment,
+    ) -> AppResult<PaymentOutcome> {
+        let sub_id = SubscriberId(req.subscriber_id);
+        let subscriber = self
+            .store
+            .get_subscriber(sub_id)
+            .await?
+            .ok_or_else(|| AppError::invalid("subscriber_id", "no such subscriber"))?;
+        let mut e = ValidationErrors::new();
+        if req.amount_minor <= 0 {
+            e.add("amount_minor", "must be positive");
+        }
+        if let Some(c) = &req.currency {
+            match Currency::parse(c) {
+                Ok(c) if c == subscriber.currency => {}
+                Ok(_) => e.add(
+                    "currency",
+                    format!("the subscriber is billed in {}", subscriber.currency),
+                ),
+                Err(m) => e.add("currency", m),
+            }
+        }
+        let reference = e
+            .check(
+                "reference",
+                validate::optional(req.reference.as_deref(), 200),
+            )
+            .flatten();
+        let external_id = e
+            .check(
+                "external_id",
+                validate::optional(req.external_id.as_deref(), 200),
+            )
+            .flatten();
+        let now = self.clock.now();
+        let received_at = req.received_at.map(crate::clock::to_micros).unwrap_or(now);
+        if received_at > now + jiff::SignedDuration::from_hours(24) {
+            e.add("received_at", "must not be in the future");
+        }
+        let mut named_total = 0i64;
+        for (i, a) in req.allocations.iter().enumerate() {
+            if a.amount_minor <= 0 {
+                e.add(format!("allocations[{i}].amount_minor"), "must be positive");
+            }
+            named_total = named_total.saturating_add(a.amount_minor);
+        }
+        if named_total > req.amount_minor {
+            e.add("allocations", "allocate at most the amount of the payment");
+        }
+        e.into_result().map_err(AppError::Validation)?;
+        let payment = Payment {
+            id: PaymentId::generate(),
+            subscriber_id: sub_id,
+            currency: subscriber.currency.clone(),
+            amount_minor: req.amount_minor,
+            method: req.method,
+            reference,
+            external_id,
+            received_at,
+            recorded_at: now,
+        };
+        let doc = DocumentRef {
+            kind: DocumentKind::Payment,
+            id: payment.id.0,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self.get_account(sub_id).await?;
+            let mut account = before.clone();
+            let mut change = AccountChange::new(&before);
+            account.credits.push(Credit {
+                doc,
+                at: payment.received_at,
+                amount_minor: payment.amount_minor,
+                allocated_minor: 0,
+            });
+            for (i, a) in req.allocations.iter().enumerate() {
+                let target = invoice_doc(InvoiceId(a.invoice_id));
+                let field = format!("allocations[{i}].invoice_id");
+                let Some(d) = account.debit(target) else {
+                    return Err(AppError::invalid(
+                        &field,
+                        "not an open invoice of this subscriber",
+                    ));
+                };
+                if a.amount_minor > d.open_minor() {
+                    return Err(AppError::invalid(
+                        &format!("allocations[{i}].amount_minor"),
+                        format!("the invoice has {} open", d.open_minor()),
+                    ));
+                }
+                change
+                    .allocations
+                    .extend(account.allocate(doc, target, a.amount_minor, now));
+            }
+            let resumed = self
+                .finish_account_change(actor, &mut account, &mut change, &before)
+                .await?;
+            change.payment = Some(payment.clone());
+            change.audit.push(AuditEvent::new(
+                now,
+                actor,
+                Some(sub_id),
+                "payment",
+                payment.id,
+                "payment.recorded",
+                None::<&()>,
+                Some(&payment),
+            ));
+            if self.try_record(&change).await? {
+                let unallocated = account.credit(doc).map_or(0, Credit::available_minor);
+                return Ok(PaymentOutcome {
+                    payment,
+                    allocations: change
+                        .allocations
+                        .into_iter()
+                        .filter(|a| a.credit == doc)
+                        .collect(),
+                    unallocated_minor: unallocated,
+                    resumed_services: resumed,
+                });
+            }
+        }
+        Err(busy())
+    }
+
+    /// What is still unallocated of a payment.
+    pub async fn payment_unallocated(&self, p: &Payment) -> AppResult<i64> {
+        let account = self.get_account(p.subscriber_id).await?;
+        Ok(account
+            .credit(DocumentRef {
+                kind: DocumentKind::Payment,
+                id: p.id.0,
+            })
+            .map_or(0, Credit::available_minor))
+    }
+
+    pub async fn get_payment(&self, id: PaymentId) -> AppResult<Payment> {
+        self.store
+            .get_payment(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("payment", id))
+    }
+
+    pub async fn list_payments(&self, f: &PaymentFilter, page: Page) -> AppResult<Vec<Payment>> {
+        Ok(self.store.list_payments(f, page).await?)
+    }
+
+    /// Issues a draft: numbered now (gap-free), due after the payment terms; credit waiting
+    /// on the account pays it at once.
+    pub async fn issue_invoice(&self, actor: &Actor, id: InvoiceId) -> AppResult<Invoice> {
+        for _ in 0..MAX_ATTEMPTS {
+            let inv = self.get_invoice(id).await?;
+            if inv.status != InvoiceStatus::Draft {
+                return Err(AppError::invalid_state(
+                    format!("only a draft can be issued; this invoice is {}", inv.status.as_str()),
+                    inv.status.as_str(),
+                ));
+            }
+            let now = self.clock.now();
+            let due = self.due_date(self.billing_today());
+            let before = self.get_account(inv.subscriber_id).await?;
+            let mut account = before.clone();
+            let mut change = AccountChange::new(&before);
+            let doc = invoice_doc(id);
+            if inv.total_minor > 0 {
+                account.debits.push(Debit {
+                    doc,
+                    label: String::new(),
+                    due,
+                    at: now,
+                    amount_minor: inv.total_minor,
+                    allocated_minor: 0,
+                });
+            } else if inv.total_minor < 0 {
+                account.credits.push(Credit {
+                    doc,
+                    at: now,
+                    amount_minor: -inv.total_minor,
+                    allocated_minor: 0,
+                });
+            }
+            self.finish_account_change(actor, &mut account, &mut change, &before)
+                .await?;
+            change.issue_invoice = Some(IssueInvoice {
+                invoice_id: id,
+                issued_at: now,
+                due_date: due,
+                number_prefix: self.config.billing.invoice_prefix.clone(),
+            });
+            change.audit.push(AuditEvent::new(
+                now,
+                actor,
+                Some(inv.subscriber_id),
+                "invoice",
+                id,
+                "invoice.issued",
+                None::<&()>,
+                Some(&serde_json::json!({ "due_date": due.to_string() })),
+            ));
+            if self.try_record(&change).await? {
+                return self.get_invoice(id).await;
+            }
+        }
+        Err(busy())
+    }
+
+    /// Voids a draft, or an issued invoice nothing was paid or credited against yet (its
+    /// ledger entry is reversed). Void invoices no longer count for rating: the next run
+    /// bills what they charged again, as corrections. To forgive money, issue a credit note.
+    pub async fn void_invoice(
+        &self,
+        actor: &Actor,
+        id: InvoiceId,
+        reason: &str,
+    ) -> AppResult<Invoice> {
+        let reason = validate::non_empty(reason, 500).map_err(|m| AppError::invalid("reason", m))?;
+        for _ in 0..MAX_ATTEMPTS {
+            let inv = self.get_invoice(id).await?;
+            match inv.status {
+                InvoiceStatus::Draft | InvoiceStatus::Issued => {}
+                s => {
+                    return Err(AppError::invalid_state(
+                        format!(
+                            "a {} invoice cannot be voided; issue a credit note instead",
+                            s.as_str()
+                        ),
+                        s.as_str(),
+                    ))
+                }
+            }
+            let before = self.get_account(inv.subscriber_id).await?;
+            let doc = invoice_doc(id);
+            let applied = before.debit(doc).map_or(0, |d| d.allocated_minor)
+                + before.credit(doc).map_or(0, |c| c.allocated_minor);
+            let credited = self
+                .store
+                .list_credit_notes(
+                    &CreditNoteFilter {
+                        invoice_id: Some(id),
+                        ..CreditNoteFilter::default()
+                    },
+                    Page {
+                        after: None,
+                        limit: 1,
+                    },
+                )
+                .await?;
+            if applied != 0 || !credited.is_empty() {
+                return Err(AppError::invalid_state(
+                    "payments or credit notes are applied to this invoice; issue a credit note instead",
+                    inv.status.as_str(),
+                ));
+            }
+            let now = self.clock.now();
+            let mut change = AccountChange::new(&before);
+            change.void_invoice = Some(VoidInvoice {
+                invoice_id: id,
+                voided_at: now,
+                reason: reason.clone(),
+            });
+            change.audit.push(
+                AuditEvent::new(
+                    now,
+                    actor,
+                    Some(inv.subscriber_id),
+                    "invoice",
+                    id,
+                    "invoice.voided",
+                    None::<&()>,
+                    None::<&()>,
+                )
+                .with_reason(Some(reason.clone())),
+            );
+            if self.try_record(&change).await? {
+                return self.get_invoice(id).await;
+            }
+        }
+        Err(busy())
+    }
+
+    pub async fn create_credit_note(
+        &self,
+        actor: &Actor,
+        req: CreateCreditNote,
+    ) -> AppResult<CreditNote> {
+        let reason =
+            validate::non_empty(&req.reason, 500).map_err(|m| AppError::invalid("reason", m))?;
+        let id = InvoiceId(req.invoice_id);
+        let inv = self
+            .store
+            .get_invoice(id)
+            .await?
+            .ok_or_else(|| AppError::invalid("invoice_id", "no such invoice"))?;
+        if !matches!(inv.status, InvoiceStatus::Issued | InvoiceStatus::Paid) {
+            return Err(AppError::invalid_state(
+                format!(
+                    "only an issued invoice can be credited; this one is {}",
+                    inv.status.as_str()
+                ),
+                inv.status.as_str(),
+            ));
+        }
+        if inv.total_minor <= 0 {
+            return Err(AppError::invalid(
+                "invoice_id",
+                "the invoice charges nothing to credit",
+            ));
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let earlier = self
+                .store
+                .list_credit_notes(
+                    &CreditNoteFilter {
+                        invoice_id: Some(id),
+                        ..CreditNoteFilter::default()
+                    },
+                    Page {
+                        after: None,
+                        limit: 10_000,
+                    },
+                )
+                .await?;
+            let remaining = inv.total_minor - earlier.iter().map(|c| c.total_minor).sum::<i64>();
+            let amount = req.amount_minor.unwrap_or(remaining);
+            if amount <= 0 || amount > remaining {
+                return Err(AppError::invalid(
+                    "amount_minor",
+                    format!("must be between 1 and {remaining}, what is not credited yet"),
+                ));
+            }
+            // The tax share of a partial credit is the invoice's, rounded once.
+            let tax = if amount == remaining {
+                inv.tax_minor - earlier.iter().map(|c| c.tax_minor).sum::<i64>()
+            } else {
+                prorate(inv.tax_minor, amount, inv.total_minor)
+            };
+            let now = self.clock.now();
+            let note = CreditNote {
+                id: CreditNoteId::generate(),
+                number: String::new(),
+                subscriber_id: inv.subscriber_id,
+                invoice_id: id,
+                currency: inv.currency.clone(),
+                reason: reason.clone(),
+                subtotal_minor: amount - tax,
+                tax_minor: tax,
+                total_minor: amount,
+                issued_at: now,
+            };
+            let doc = DocumentRef {
+                kind: DocumentKind::CreditNote,
+                id: note.id.0,
+            };
+            let before = self.get_account(inv.subscriber_id).await?;
+            let mut account = before.clone();
+            let mut change = AccountChange::new(&before);
+            account.credits.push(Credit {
+                doc,
+                at: now,
+                amount_minor: amount,
+                allocated_minor: 0,
+            });
+            // It reduces what is open on its own invoice first; the rest is credit.
+            change
+                .allocations
+                .extend(account.allocate(doc, invoice_doc(id), i64::MAX, now));
+            self.finish_account_change(actor, &mut account, &mut change, &before)
+                .await?;
+            change.audit.push(
+                AuditEvent::new(
+                    now,
+                    actor,
+                    Some(inv.subscriber_id),
+                    "credit_note",
+                    note.id,
+                    "credit_note.issued",
+                    None::<&()>,
+                    Some(&note),
+                )
+                .with_reason(Some(reason.clone())),
+            );
+            change.credit_note = Some(NewCreditNote {
+                note: note.clone(),
+                number_prefix: self.config.billing.credit_note_prefix.clone(),
+            });
+            if self.try_record(&change).await? {
+                return self.get_credit_note(note.id).await;
+            }
+        }
+        Err(busy())
+    }
+
+    pub async fn get_credit_note(&self, id: CreditNoteId) -> AppResult<CreditNote> {
+        self.store
+            .get_credit_note(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("credit note", id))
+    }
+
+    pub async fn list_credit_notes(
+        &self,
+        f: &CreditNoteFilter,
+        page: Page,
+    ) -> AppResult<Vec<CreditNote>> {
+        Ok(self.store.list_credit_notes(f, page).await?)
+    }
+
+    /// Pays money back out of the subscriber's credit balance.
+    pub async fn create_refund(
+        &self,
+        actor: &Actor,
+        sub: SubscriberId,
+        req: CreateRefund,
+    ) -> AppResult<Refund> {
+        let mut e = ValidationErrors::new();
+        if req.amount_minor <= 0 {
+            e.add("amount_minor", "must be positive");
+        }
+        let reason = e.check("reason", validate::non_empty(&req.reason, 500));
+        let reference = e
+            .check(
+                "reference",
+                validate::optional(req.reference.as_deref(), 200),
+            )
+            .flatten();
+        e.into_result().map_err(AppError::Validation)?;
+        let reason = reason.unwrap_or_default();
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self.get_account(sub).await?;
+            let mut account = before.clone();
+            account.settle(self.clock.now());
+            let credit = account.available_credit_minor();
+            if req.amount_minor > credit {
+                return Err(AppError::invalid(
+                    "amount_minor",
+                    format!("exceeds the subscriber's credit balance of {credit}"),
+                ));
+            }
+            let now = self.clock.now();
+            let refund = Refund {
+                id: RefundId::generate(),
+                subscriber_id: sub,
+                currency: before.currency.clone(),
+                amount_minor: req.amount_minor,
+                method: req.method,
+                reference: reference.clone(),
+                reason: reason.clone(),
+                refunded_at: now,
+            };
+            let mut account = before.clone();
+            let mut change = AccountChange::new(&before);
+            account.debits.push(Debit {
+                doc: DocumentRef {
+                    kind: DocumentKind::Refund,
+                    id: refund.id.0,
+                },
+                label: String::new(),
+                due: Date::MIN,
+                at: now,
+                amount_minor: refund.amount_minor,
+                allocated_minor: 0,
+            });
+            self.finish_account_change(actor, &mut account, &mut change, &before)
+                .await?;
+            change.refund = Some(refund.clone());
+            change.audit.push(
+                AuditEvent::new(
+                    now,
+                    actor,
+                    Some(sub),
+                    "refund",
+                    refund.id,
+                    "refund.paid",
+                    None::<&()>,
+                    Some(&refund),
+                )
+                .with_reason(Some(reason.clone())),
+            );
+            if self.try_record(&change).await? {
+                return Ok(refund);
+            }
+        }
+        Err(busy())
+    }
+
+    pub async fn ledger(&self, sub: SubscriberId) -> AppResult<Ledger> {
+        let account = self.get_account(sub).await?;
+        let entries = self.store.ledger(sub).await?;
+        Ok(Ledger {
+            account,
+            entries,
+            today: self.billing_today(),
+        })
+    }
+
+    pub async fn list_allocations(&self, sub: SubscriberId) -> AppResult<Vec<Allocation>> {
+        Ok(self.store.list_allocations(sub).await?)
+    }
+
+    pub async fn list_refunds(&self, sub: SubscriberId) -> AppResult<Vec<Refund>> {
+        Ok(self.store.list_refunds(sub).await?)
+    }
+}
