@@ -168,7 +168,11 @@ impl App {
                     .into_iter()
                     .collect::<Vec<_>>()),
                 Some(_) => Ok(Vec::new()),
-                None => self.store.billing_inputs(after, cfg.batch_size).await,
+                None => {
+                    self.store
+                        .billing_inputs(after, cfg.batch_size, Some(run.as_of))
+                        .await
+                }
             }
         };
         let mut loaded = load(run.cursor).await?;

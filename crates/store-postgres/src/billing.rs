@@ -49,6 +49,7 @@ pub async fn billing_inputs(
     s: &PgStore,
     after: Option<SubscriberId>,
     limit: u32,
+    as_of: Option<Date>,
 ) -> Result<Vec<BillingInput>> {
     // One snapshot for the whole batch: the subscribers and their history as of one instant.
     let mut tx = s
@@ -59,18 +60,23 @@ pub async fn billing_inputs(
     // Two statements rather than `$1 IS NULL OR id > $1`, so a cached generic plan is still
     // an index range scan.
     let subscribers = match after {
-        Some(a) => sqlx::query("SELECT * FROM subscribers WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(a.0)
-            .bind(i64::from(limit)),
-        None => {
-            sqlx::query("SELECT * FROM subscribers ORDER BY id LIMIT $1").bind(i64::from(limit))
-        }
+        Some(a) => sqlx::query(
+            "SELECT id, currency, billing_day, tax_zone, dunning_policy FROM subscribers
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(a.0)
+        .bind(i64::from(limit)),
+        None => sqlx::query(
+            "SELECT id, currency, billing_day, tax_zone, dunning_policy FROM subscribers
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit)),
     }
     .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;
-    let subscribers = collect(subscribers, rows::subscriber)?;
-    let inputs = histories(&mut tx, subscribers).await?;
+    let subscribers = collect(subscribers, rows::billing_subscriber)?;
+    let inputs = histories(&mut tx, subscribers, as_of).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inputs)
 }
@@ -81,80 +87,60 @@ pub async fn billing_input(s: &PgStore, sub: SubscriberId) -> Result<Option<Bill
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
         .map_err(db_err)?;
-    let subscribers = sqlx::query("SELECT * FROM subscribers WHERE id = $1")
-        .bind(sub.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-    let subscribers = collect(subscribers, rows::subscriber)?;
-    let inputs = histories(&mut tx, subscribers).await?;
+    let subscribers = sqlx::query(
+        "SELECT id, currency, billing_day, tax_zone, dunning_policy FROM subscribers
+         WHERE id = $1",
+    )
+    .bind(sub.0)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let subscribers = collect(subscribers, rows::billing_subscriber)?;
+    let inputs = histories(&mut tx, subscribers, None).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inputs.into_iter().next())
 }
 
-/// The billing history of `subscribers` (in id order), read by id range.
+/// Which subscribers' rows a history query reads.
+enum Scope {
+    /// Every subscriber id in [first, last]: the batch is exactly the subscribers with ids in
+    /// that range in this snapshot, so history is read by index range scans.
+    Range(Uuid, Uuid),
+    /// These ids: index lookups, for batches where few subscribers have anything to bill.
+    Ids(Vec<Uuid>),
+}
+
+impl Scope {
+    /// Appends `AND <col> …` restricting `col` to the scope.
+    fn push(&self, q: &mut QueryBuilder<Postgres>, col: &str) {
+        match self {
+            Scope::Range(first, last) => {
+                q.push(format_args!(" AND {col} >= "))
+                    .push_bind(*first)
+                    .push(format_args!(" AND {col} <= "))
+                    .push_bind(*last);
+            }
+            Scope::Ids(ids) => {
+                q.push(format_args!(" AND {col} = ANY("))
+                    .push_bind(ids.clone())
+                    .push(")");
+            }
+        }
+    }
+}
+
+/// The billing history of `subscribers` (in id order). The invoiced periods come first: with
+/// `as_of`, subscribers already invoiced for their current period need nothing else, and when
+/// few remain their history is read by id rather than by range.
 async fn histories(
     tx: &mut PgConnection,
-    subscribers: Vec<lastmile_domain::subscriber::Subscriber>,
+    subscribers: Vec<BillingSubscriber>,
+    as_of: Option<Date>,
 ) -> Result<Vec<BillingInput>> {
     let (Some(first), Some(last)) = (subscribers.first(), subscribers.last()) else {
         return Ok(Vec::new());
     };
-    // The batch is exactly the subscribers with ids in [first, last] in this snapshot, so the
-    // history is read by id range (index range scans), never by a list of ids.
     let (first, last) = (first.id.0, last.id.0);
-    let services = sqlx::query(
-        "SELECT subscriber_id, id, initial_plan_id, initial_plan_version_id FROM services
-         WHERE subscriber_id >= $1 AND subscriber_id <= $2",
-    )
-    .bind(first)
-    .bind(last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .into_iter()
-    .map(|r| {
-        let r = Row(r);
-        Ok((
-            SubscriberId(r.uuid("subscriber_id")?),
-            ServiceId(r.uuid("id")?),
-            PlanId(r.uuid("initial_plan_id")?),
-            PlanVersionId(r.uuid("initial_plan_version_id")?),
-        ))
-    })
-    .collect::<Result<Vec<_>>>()?;
-    let events = sqlx::query(
-        "SELECT * FROM service_events WHERE subscriber_id >= $1 AND subscriber_id <= $2
-         ORDER BY service_id, seq",
-    )
-    .bind(first)
-    .bind(last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    let events = collect(events, rows::timeline_event)?;
-    // Both sides of the join are restricted to the range (a line's subscriber is its
-    // invoice's: `commit_billing_batch` writes them from one `NewInvoice`). Without the range
-    // on `invoices` the planner hashes the whole table for every batch, and a run slows down
-    // with every month of history.
-    let invoiced = sqlx::query(
-        "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
-                l.plan_version_id, l.amount_minor
-         FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-         WHERE l.subscriber_id >= $1 AND l.subscriber_id <= $2
-           AND i.subscriber_id >= $1 AND i.subscriber_id <= $2 AND i.status <> 'void'",
-    )
-    .bind(first)
-    .bind(last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .into_iter()
-    .map(|r| {
-        let r = Row(r);
-        Ok((SubscriberId(r.uuid("subscriber_id")?), rows::invoiced(&r)?))
-    })
-    .collect::<Result<Vec<_>>>()?;
     let periods = sqlx::query(
         "SELECT subscriber_id, period_start FROM invoices
          WHERE subscriber_id >= $1 AND subscriber_id <= $2 AND status <> 'void'",
@@ -173,15 +159,93 @@ async fn histories(
         ))
     })
     .collect::<Result<Vec<_>>>()?;
-    let discounts = sqlx::query(
-        "SELECT * FROM discounts WHERE subscriber_id >= $1 AND subscriber_id <= $2",
-    )
-    .bind(first)
-    .bind(last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?;
-    let discounts = collect(discounts, rows::discount)?;
+    let skipped = rows::already_billed(&subscribers, &periods, as_of);
+    let todo: Vec<Uuid> = subscribers
+        .iter()
+        .filter(|s| !skipped.contains(&s.id))
+        .map(|s| s.id.0)
+        .collect();
+    if todo.is_empty() {
+        return Ok(rows::assemble_billing_inputs(
+            subscribers,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            periods,
+            Vec::new(),
+            &skipped,
+        ));
+    }
+    let scope = if todo.len() * 4 < subscribers.len() {
+        Scope::Ids(todo)
+    } else {
+        Scope::Range(first, last)
+    };
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT subscriber_id, id, initial_plan_id, initial_plan_version_id FROM services
+         WHERE true",
+    );
+    scope.push(&mut q, "subscriber_id");
+    let services = q
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| {
+            let r = Row(r);
+            Ok((
+                SubscriberId(r.uuid("subscriber_id")?),
+                ServiceId(r.uuid("id")?),
+                PlanId(r.uuid("initial_plan_id")?),
+                PlanVersionId(r.uuid("initial_plan_version_id")?),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT id, service_id, subscriber_id, seq, kind, effective_at, recorded_at, plan_id,
+                plan_version_id, suspension_cause
+         FROM service_events WHERE true",
+    );
+    scope.push(&mut q, "subscriber_id");
+    let events = collect(
+        q.build().fetch_all(&mut *tx).await.map_err(db_err)?,
+        rows::billing_event,
+    )?;
+    // Pre-summed per charge key: rating compares sums, and a subscriber with years of
+    // invoices has far fewer keys than lines. Both sides of the join are restricted to the
+    // scope (a line's subscriber is its invoice's: `commit_billing_batch` writes them from
+    // one `NewInvoice`); without it on `invoices` the planner hashes the whole table for
+    // every batch, and a run slows down with every month of history.
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
+                l.plan_version_id, CAST(SUM(l.amount_minor) AS BIGINT) AS amount_minor
+         FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
+         WHERE i.status <> 'void'",
+    );
+    scope.push(&mut q, "l.subscriber_id");
+    scope.push(&mut q, "i.subscriber_id");
+    q.push(
+        " GROUP BY l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
+                   l.plan_version_id",
+    );
+    let invoiced = q
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| {
+            let r = Row(r);
+            Ok((SubscriberId(r.uuid("subscriber_id")?), rows::invoiced(&r)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM discounts WHERE true");
+    scope.push(&mut q, "subscriber_id");
+    let discounts = collect(
+        q.build().fetch_all(&mut *tx).await.map_err(db_err)?,
+        rows::discount,
+    )?;
     Ok(rows::assemble_billing_inputs(
         subscribers,
         services,
@@ -189,6 +253,7 @@ async fn histories(
         invoiced,
         periods,
         discounts,
+        &skipped,
     ))
 }
 

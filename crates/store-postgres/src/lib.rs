@@ -883,8 +883,9 @@ impl Store for PgStore {
         &self,
         after: Option<SubscriberId>,
         limit: u32,
+        as_of: Option<Date>,
     ) -> Result<Vec<BillingInput>> {
-        billing::billing_inputs(self, after, limit).await
+        billing::billing_inputs(self, after, limit, as_of).await
     }
 
     async fn insert_billing_run(&self, run: &BillingRun) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Billing queries (SQLite).
 
 use crate::row::{db_err, Row};
-use crate::{id, SqliteStore};
+use crate::{collect, id, SqliteStore};
 use jiff::civil::Date;
 use jiff::Timestamp;
 use lastmile_domain::billing::invoice::{BillingRun, BillingRunStatus, Invoice, NewInvoice};
@@ -33,44 +33,79 @@ pub async fn billing_inputs(
     s: &SqliteStore,
     after: Option<SubscriberId>,
     limit: u32,
+    as_of: Option<Date>,
 ) -> Result<Vec<BillingInput>> {
     let after = after.map(|a| id(a.0)).unwrap_or_default();
     // One read transaction: the batch sees one consistent snapshot.
     let mut tx = s.read.begin().await.map_err(db_err)?;
-    let subscribers = sqlx::query("SELECT * FROM subscribers WHERE id > $1 ORDER BY id LIMIT $2")
-        .bind(&after)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .map(|r| rows::subscriber(&Row(r)))
-        .collect::<Result<Vec<_>>>()?;
-    let inputs = histories(&mut tx, subscribers).await?;
+    let subscribers = sqlx::query(
+        "SELECT id, currency, billing_day, tax_zone, dunning_policy FROM subscribers
+         WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(&after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let subscribers = collect(subscribers, rows::billing_subscriber)?;
+    let inputs = histories(&mut tx, subscribers, as_of).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inputs)
 }
 
 pub async fn billing_input(s: &SqliteStore, sub: SubscriberId) -> Result<Option<BillingInput>> {
     let mut tx = s.read.begin().await.map_err(db_err)?;
-    let subscribers = sqlx::query("SELECT * FROM subscribers WHERE id = $1")
-        .bind(id(sub.0))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .map(|r| rows::subscriber(&Row(r)))
-        .collect::<Result<Vec<_>>>()?;
-    let inputs = histories(&mut tx, subscribers).await?;
+    let subscribers = sqlx::query(
+        "SELECT id, currency, billing_day, tax_zone, dunning_policy FROM subscribers
+         WHERE id = $1",
+    )
+    .bind(id(sub.0))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let subscribers = collect(subscribers, rows::billing_subscriber)?;
+    let inputs = histories(&mut tx, subscribers, None).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(inputs.into_iter().next())
 }
 
-/// The billing history of `subscribers` (in id order): everything with a subscriber id in
-/// their range, read with range scans rather than one lookup per subscriber.
+/// Which subscribers' rows a history query reads.
+enum Scope {
+    /// Every subscriber id in [first, last]: range scans, for batches billing most of theirs.
+    Range(String, String),
+    /// These ids: index lookups, for batches where few subscribers have anything to bill.
+    Ids(Vec<String>),
+}
+
+impl Scope {
+    /// Appends `AND <col> …` restricting `col` to the scope.
+    fn push(&self, q: &mut QueryBuilder<Sqlite>, col: &str) {
+        match self {
+            Scope::Range(first, last) => {
+                q.push(format_args!(" AND {col} >= "))
+                    .push_bind(first.clone())
+                    .push(format_args!(" AND {col} <= "))
+                    .push_bind(last.clone());
+            }
+            Scope::Ids(ids) => {
+                q.push(format_args!(" AND {col} IN ("));
+                let mut sep = q.separated(", ");
+                for i in ids {
+                    sep.push_bind(i.clone());
+                }
+                q.push(")");
+            }
+        }
+    }
+}
+
+/// The billing history of `subscribers` (in id order). The invoiced periods come first: with
+/// `as_of`, subscribers already invoiced for their current period need nothing else, and when
+/// few remain their history is read by id rather than by range.
 async fn histories(
     tx: &mut SqliteConnection,
-    subscribers: Vec<lastmile_domain::subscriber::Subscriber>,
+    subscribers: Vec<BillingSubscriber>,
+    as_of: Option<Date>,
 ) -> Result<Vec<BillingInput>> {
     let (Some(first), Some(last)) = (
         subscribers.first().map(|s| id(s.id.0)),
@@ -78,54 +113,6 @@ async fn histories(
     ) else {
         return Ok(Vec::new());
     };
-    let services = sqlx::query(
-        "SELECT subscriber_id, id, initial_plan_id, initial_plan_version_id FROM services
-         WHERE subscriber_id >= $1 AND subscriber_id <= $2",
-    )
-    .bind(&first)
-    .bind(&last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .into_iter()
-    .map(|r| {
-        let r = Row(r);
-        Ok((
-            SubscriberId(r.uuid("subscriber_id")?),
-            ServiceId(r.uuid("id")?),
-            PlanId(r.uuid("initial_plan_id")?),
-            PlanVersionId(r.uuid("initial_plan_version_id")?),
-        ))
-    })
-    .collect::<Result<Vec<_>>>()?;
-    let events = sqlx::query(
-        "SELECT * FROM service_events WHERE subscriber_id >= $1 AND subscriber_id <= $2",
-    )
-    .bind(&first)
-    .bind(&last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .into_iter()
-    .map(|r| rows::timeline_event(&Row(r)))
-    .collect::<Result<Vec<_>>>()?;
-    let invoiced = sqlx::query(
-        "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
-                l.plan_version_id, l.amount_minor
-         FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-         WHERE l.subscriber_id >= $1 AND l.subscriber_id <= $2 AND i.status <> 'void'",
-    )
-    .bind(&first)
-    .bind(&last)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_err)?
-    .into_iter()
-    .map(|r| {
-        let r = Row(r);
-        Ok((SubscriberId(r.uuid("subscriber_id")?), rows::invoiced(&r)?))
-    })
-    .collect::<Result<Vec<_>>>()?;
     let periods = sqlx::query(
         "SELECT subscriber_id, period_start FROM invoices
          WHERE subscriber_id >= $1 AND subscriber_id <= $2 AND status <> 'void'",
@@ -144,16 +131,89 @@ async fn histories(
         ))
     })
     .collect::<Result<Vec<_>>>()?;
-    let discounts =
-        sqlx::query("SELECT * FROM discounts WHERE subscriber_id >= $1 AND subscriber_id <= $2")
-            .bind(&first)
-            .bind(&last)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|r| rows::discount(&Row(r)))
-            .collect::<Result<Vec<_>>>()?;
+    let skipped = rows::already_billed(&subscribers, &periods, as_of);
+    let todo: Vec<String> = subscribers
+        .iter()
+        .filter(|s| !skipped.contains(&s.id))
+        .map(|s| id(s.id.0))
+        .collect();
+    if todo.is_empty() {
+        return Ok(rows::assemble_billing_inputs(
+            subscribers,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            periods,
+            Vec::new(),
+            &skipped,
+        ));
+    }
+    let scope = if todo.len() * 4 < subscribers.len() {
+        Scope::Ids(todo)
+    } else {
+        Scope::Range(first, last)
+    };
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT subscriber_id, id, initial_plan_id, initial_plan_version_id FROM services
+         WHERE 1 = 1",
+    );
+    scope.push(&mut q, "subscriber_id");
+    let services = q
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| {
+            let r = Row(r);
+            Ok((
+                SubscriberId(r.uuid("subscriber_id")?),
+                ServiceId(r.uuid("id")?),
+                PlanId(r.uuid("initial_plan_id")?),
+                PlanVersionId(r.uuid("initial_plan_version_id")?),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT id, service_id, subscriber_id, seq, kind, effective_at, recorded_at, plan_id,
+                plan_version_id, suspension_cause
+         FROM service_events WHERE 1 = 1",
+    );
+    scope.push(&mut q, "subscriber_id");
+    let events = collect(
+        q.build().fetch_all(&mut *tx).await.map_err(db_err)?,
+        rows::billing_event,
+    )?;
+    // Pre-summed per charge key: rating compares sums, and a subscriber with years of
+    // invoices has far fewer keys than lines.
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
+                l.plan_version_id, SUM(l.amount_minor) AS amount_minor
+         FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
+         WHERE i.status <> 'void'",
+    );
+    scope.push(&mut q, "l.subscriber_id");
+    q.push(
+        " GROUP BY l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
+                   l.plan_version_id",
+    );
+    let invoiced = q
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|r| {
+            let r = Row(r);
+            Ok((SubscriberId(r.uuid("subscriber_id")?), rows::invoiced(&r)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM discounts WHERE 1 = 1");
+    scope.push(&mut q, "subscriber_id");
+    let discounts = collect(
+        q.build().fetch_all(&mut *tx).await.map_err(db_err)?,
+        rows::discount,
+    )?;
     Ok(rows::assemble_billing_inputs(
         subscribers,
         services,
@@ -161,6 +221,7 @@ async fn histories(
         invoiced,
         periods,
         discounts,
+        &skipped,
     ))
 }
 

@@ -95,10 +95,33 @@ pub struct InvoiceFilter {
     pub number: Option<String>,
 }
 
+/// What billing needs of a subscriber: a light projection (no address, no custom fields), so
+/// a run decodes no JSON per subscriber.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingSubscriber {
+    pub id: SubscriberId,
+    pub currency: lastmile_domain::validate::Currency,
+    pub billing_day: lastmile_domain::subscriber::BillingDay,
+    pub tax_zone: Option<String>,
+    pub dunning_policy: Option<String>,
+}
+
+impl From<&Subscriber> for BillingSubscriber {
+    fn from(s: &Subscriber) -> Self {
+        Self {
+            id: s.id,
+            currency: s.currency.clone(),
+            billing_day: s.billing_day,
+            tax_zone: s.tax_zone.clone(),
+            dunning_policy: s.dunning_policy.clone(),
+        }
+    }
+}
+
 /// Everything a billing run needs to know about one subscriber.
 #[derive(Clone, Debug)]
 pub struct BillingInput {
-    pub subscriber: Subscriber,
+    pub subscriber: BillingSubscriber,
     /// Every service the subscriber ever had, with its whole timeline.
     pub services: Vec<ServiceHistory>,
     /// What earlier (not void) invoices charged, one entry per stored line.
@@ -368,10 +391,15 @@ pub trait Store: Send + Sync + 'static {
     /// Every plan version with its plan's name (small: the catalogue).
     async fn plan_catalog(&self) -> Result<Vec<(String, PlanVersion)>>;
     /// The next `limit` subscribers after `after` (id order) with their billing history.
+    /// With `as_of`, a subscriber whose billing period containing `as_of` already has an
+    /// invoice (not void) comes back without history (no services, no invoiced lines,
+    /// `invoiced_periods` holding that period's start): there is nothing to bill, and a rerun
+    /// reads almost nothing.
     async fn billing_inputs(
         &self,
         after: Option<SubscriberId>,
         limit: u32,
+        as_of: Option<jiff::civil::Date>,
     ) -> Result<Vec<BillingInput>>;
     async fn insert_billing_run(&self, run: &BillingRun) -> Result<()>;
     async fn get_billing_run(&self, id: BillingRunId) -> Result<Option<BillingRun>>;

@@ -248,6 +248,57 @@ pub fn timeline_event(r: &impl RowGet) -> Result<TimelineEvent> {
     })
 }
 
+/// A timeline event as billing reads it: id, service_id, subscriber_id, seq, kind,
+/// effective_at, recorded_at, plan_id, plan_version_id, suspension_cause (no reason, no
+/// actor).
+pub fn billing_event(r: &impl RowGet) -> Result<TimelineEvent> {
+    Ok(TimelineEvent {
+        id: ServiceEventId(r.uuid("id")?),
+        service_id: ServiceId(r.uuid("service_id")?),
+        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
+        seq: r.i64("seq")?,
+        kind: r.parsed("kind")?,
+        effective_at: r.timestamp("effective_at")?,
+        recorded_at: r.timestamp("recorded_at")?,
+        plan_id: r.opt_uuid("plan_id")?.map(PlanId),
+        plan_version_id: r.opt_uuid("plan_version_id")?.map(PlanVersionId),
+        suspension_cause: r.opt_parsed("suspension_cause")?,
+        reason: None,
+        actor: String::new(),
+    })
+}
+
+/// A subscriber as billing reads it: id, currency, billing_day, tax_zone, dunning_policy.
+pub fn billing_subscriber(r: &impl RowGet) -> Result<crate::BillingSubscriber> {
+    Ok(crate::BillingSubscriber {
+        id: SubscriberId(r.uuid("id")?),
+        currency: Currency::parse(&r.text("currency")?).map_err(StoreError::corrupt)?,
+        billing_day: BillingDay::new(r.i64("billing_day")?).map_err(StoreError::corrupt)?,
+        tax_zone: r.opt_text("tax_zone")?,
+        dunning_policy: r.opt_text("dunning_policy")?,
+    })
+}
+
+/// Of `subscribers`, those whose billing period containing `as_of` is among the invoiced
+/// `periods`: nothing to bill for them.
+pub fn already_billed(
+    subscribers: &[crate::BillingSubscriber],
+    periods: &[(SubscriberId, jiff::civil::Date)],
+    as_of: Option<jiff::civil::Date>,
+) -> std::collections::HashSet<SubscriberId> {
+    use lastmile_domain::billing::period::Period;
+    let Some(as_of) = as_of else {
+        return Default::default();
+    };
+    let invoiced: std::collections::HashSet<(SubscriberId, jiff::civil::Date)> =
+        periods.iter().copied().collect();
+    subscribers
+        .iter()
+        .filter(|s| invoiced.contains(&(s.id, Period::containing(as_of, s.billing_day).start)))
+        .map(|s| s.id)
+        .collect()
+}
+
 pub fn job(r: &impl RowGet) -> Result<ProvisioningJob> {
     Ok(ProvisioningJob {
         id: JobId(r.uuid("id")?),
@@ -518,12 +569,13 @@ pub fn account_document(
 /// Groups per-subscriber rows of a billing batch: services with their initial plan, their
 /// events, and invoice lines, into `BillingInput`s in subscriber order.
 pub fn assemble_billing_inputs(
-    subscribers: Vec<Subscriber>,
+    subscribers: Vec<crate::BillingSubscriber>,
     services: Vec<(SubscriberId, ServiceId, PlanId, PlanVersionId)>,
     events: Vec<TimelineEvent>,
     invoiced: Vec<(SubscriberId, lastmile_domain::billing::rating::Invoiced)>,
     periods: Vec<(SubscriberId, jiff::civil::Date)>,
     discounts: Vec<lastmile_domain::billing::discount::Discount>,
+    skipped: &std::collections::HashSet<SubscriberId>,
 ) -> Vec<crate::BillingInput> {
     use lastmile_domain::billing::rating::ServiceHistory;
     use lastmile_domain::timeline::ServiceState;
@@ -580,10 +632,17 @@ pub fn assemble_billing_inputs(
             input.discounts.push(d);
         }
     }
-    order
+    let mut out: Vec<crate::BillingInput> = order
         .into_iter()
         .filter_map(|id| by_sub.remove(&id))
-        .collect()
+        .collect();
+    // History of subscribers with nothing to bill may have come with a range read: drop it.
+    for input in out.iter_mut().filter(|i| skipped.contains(&i.subscriber.id)) {
+        input.services.clear();
+        input.invoiced.clear();
+        input.discounts.clear();
+    }
+    out
 }
 
 /// Idempotency keys are remembered for a day; after that the key may be reused.
