@@ -5,11 +5,11 @@ use crate::{App, AppError, AppResult};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::ToSpan;
+use lastmile_domain::billing::dunning::DunningPolicy;
 use lastmile_domain::billing::invoice::{
     line_from_draft, BillingRun, BillingRunError, BillingRunStatus, Invoice, NewInvoice,
 };
 use lastmile_domain::billing::period::Period;
-use lastmile_domain::billing::dunning::DunningPolicy;
 use lastmile_domain::billing::rating::{
     difference, expected_for_subscriber, BillingPolicy, RatingContext, RatingError,
 };
@@ -104,7 +104,9 @@ impl App {
     ) -> AppResult<BillingRun> {
         if let Some(sub) = subscriber {
             // A run for one subscriber is its own: it never joins a full run.
-            self.get_subscriber(sub).await?;
+            if self.store.get_subscriber(sub).await?.is_none() {
+                return Err(AppError::invalid("subscriber_id", "no such subscriber"));
+            }
             let run = BillingRun {
                 id: BillingRunId::generate(),
                 as_of,
@@ -198,8 +200,10 @@ impl App {
                     }
                 }
                 let rated = started.elapsed();
-                let billed: Vec<SubscriberId> =
-                    invoices.iter().map(|i: &NewInvoice| i.subscriber_id).collect();
+                let billed: Vec<SubscriberId> = invoices
+                    .iter()
+                    .map(|i: &NewInvoice| i.subscriber_id)
+                    .collect();
                 self.store
                     .commit_billing_batch(&BillingBatch {
                         run: run.id,
@@ -210,6 +214,7 @@ impl App {
                         number_prefix: cfg.invoice_prefix.clone(),
                     })
                     .await?;
+                let committed = started.elapsed();
                 // Credit waiting on the account (an overpayment, a credit note, a negative
                 // invoice) pays the new invoices at once. A crash before this leaves it for
                 // the next payment or dunning pass, which settle first.
@@ -218,16 +223,17 @@ impl App {
                         self.settle_account(sub).await?;
                     }
                 }
-                Ok::<_, AppError>((rated, started.elapsed()))
+                Ok::<_, AppError>((rated, committed, started.elapsed()))
             };
             let prefetch = load(Some(last));
             let (done, next) = tokio::join!(work, prefetch);
-            let (rated, committed) = done?;
+            let (rated, committed, settled) = done?;
             loaded = next?;
             tracing::debug!(
                 subscribers = inputs.len(),
                 rate_ms = rated.as_millis() as u64,
                 commit_ms = (committed - rated).as_millis() as u64,
+                settle_ms = (settled - committed).as_millis() as u64,
                 with_next_load_ms = started.elapsed().as_millis() as u64,
                 "billing batch"
             );

@@ -88,6 +88,13 @@ impl App {
     ) -> AppResult<TaxZone> {
         let (code, name) = zone_fields(&req)?;
         let before = self.get_tax_zone(id).await?;
+        if code != before.code {
+            // Subscribers refer to the zone by its code.
+            return Err(AppError::invalid(
+                "code",
+                "a tax zone's code cannot change; create a new zone and move subscribers",
+            ));
+        }
         let mut z = before.clone();
         z.code = code;
         z.name = name;
@@ -162,6 +169,13 @@ impl App {
     ) -> AppResult<DunningPolicy> {
         let (code, name) = policy_fields(&req)?;
         let before = self.get_dunning_policy(id).await?;
+        if code != before.code {
+            // Subscribers refer to the policy by its code.
+            return Err(AppError::invalid(
+                "code",
+                "a dunning policy's code cannot change; create a new policy and move subscribers",
+            ));
+        }
         let mut p = before.clone();
         p.code = code;
         p.name = name;

@@ -79,13 +79,13 @@ impl App {
                 None
             } else {
                 account.oldest_overdue(today).and_then(|(d, days)| {
-                    (d.doc.kind == DocumentKind::Invoice).then(|| {
-                        (InvoiceId(d.doc.id), d.label.clone(), days, d.open_minor())
-                    })
+                    (d.doc.kind == DocumentKind::Invoice)
+                        .then(|| (InvoiceId(d.doc.id), d.label.clone(), days, d.open_minor()))
                 })
             };
             let policy = catalog.dunning_policy(subscriber.dunning_policy.as_deref());
             let (mut reminders, mut suspensions, mut terminations) = (0, 0, 0);
+            let mut stale = false;
             if let (Some((invoice, number, days, open)), Some(policy)) = (due, policy) {
                 let taken = self.store.dunning_actions(invoice).await?;
                 let steps = due_steps(policy, days, &taken);
@@ -137,7 +137,20 @@ impl App {
                                         None,
                                         None,
                                     )
-                                    .await?;
+                                    .await;
+                                let sc = match sc {
+                                    Ok(sc) => sc,
+                                    // Changed meanwhile (another pass, an operator): the
+                                    // account change is retried on fresh state below.
+                                    Err(AppError::Conflict {
+                                        kind: "invalid-state",
+                                        ..
+                                    }) => {
+                                        stale = true;
+                                        break;
+                                    }
+                                    Err(e) => return Err(e),
+                                };
                                 change.service_changes.push(sc);
                                 suspensions += 1;
                             }
@@ -158,7 +171,20 @@ impl App {
                                         None,
                                         None,
                                     )
-                                    .await?;
+                                    .await;
+                                let sc = match sc {
+                                    Ok(sc) => sc,
+                                    // Changed meanwhile (another pass, an operator): the
+                                    // account change is retried on fresh state below.
+                                    Err(AppError::Conflict {
+                                        kind: "invalid-state",
+                                        ..
+                                    }) => {
+                                        stale = true;
+                                        break;
+                                    }
+                                    Err(e) => return Err(e),
+                                };
                                 change.service_changes.push(sc);
                                 terminations += 1;
                             }
@@ -177,6 +203,9 @@ impl App {
                         Some(&steps),
                     ));
                 }
+            }
+            if stale {
+                continue;
             }
             if change.allocations.is_empty() && change.dunning_actions.is_empty() {
                 return Ok(());

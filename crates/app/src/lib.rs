@@ -5,15 +5,15 @@
 
 mod audit;
 pub mod billing;
+mod billing_config;
 pub mod clock;
+pub mod dunning;
 mod error;
 mod input;
 mod jobs;
 pub mod money;
-pub mod dunning;
-mod billing_config;
-pub mod payment_import;
 mod nas;
+pub mod payment_import;
 mod plans;
 pub mod secrets;
 pub mod services;

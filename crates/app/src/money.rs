@@ -12,7 +12,7 @@ use jiff::civil::Date;
 use lastmile_api_types::{CreateCreditNote, CreatePayment, CreateRefund};
 use lastmile_domain::audit::{Actor, AuditEvent};
 use lastmile_domain::billing::account::{
-    Account, Allocation, CreditNote, Credit, Debit, DocumentKind, DocumentRef, LedgerEntry,
+    Account, Allocation, Credit, CreditNote, Debit, DocumentKind, DocumentRef, LedgerEntry,
     Payment, Refund,
 };
 use lastmile_domain::billing::invoice::{Invoice, InvoiceStatus};
@@ -32,8 +32,7 @@ const MAX_ATTEMPTS: usize = 32;
 fn busy() -> AppError {
     AppError::Conflict {
         kind: "concurrent-modification",
-        message: "the subscriber's account is being changed by many requests at once; retry"
-            .into(),
+        message: "the subscriber's account is being changed by many requests at once; retry".into(),
         current_state: None,
         field: None,
     }
@@ -112,16 +111,25 @@ impl App {
                 if s.suspension_cause != Some(SuspensionCause::Dunning) {
                     continue;
                 }
-                let sc = self
+                let sc = match self
                     .prepare_service_change(
                         actor,
                         s.id,
                         &ServiceAction::Resume,
-                        Some("payment cleared the overdue balance".into()),
+                        Some("overdue balance cleared".into()),
                         None,
                         None,
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(sc) => sc,
+                    // Resumed or terminated meanwhile: nothing to do for it.
+                    Err(AppError::Conflict {
+                        kind: "invalid-state",
+                        ..
+                    }) => continue,
+                    Err(e) => return Err(e),
+                };
                 resumed.push(s.id);
                 change.service_changes.push(sc);
             }
@@ -213,7 +221,7 @@ impl App {
             }
             named_total = named_total.saturating_add(a.amount_minor);
         }
-        if named_total > req.amount_minor {
+        if req.amount_minor > 0 && named_total > req.amount_minor {
             e.add("allocations", "allocate at most the amount of the payment");
         }
         e.into_result().map_err(AppError::Validation)?;
@@ -321,7 +329,10 @@ impl App {
             let inv = self.get_invoice(id).await?;
             if inv.status != InvoiceStatus::Draft {
                 return Err(AppError::invalid_state(
-                    format!("only a draft can be issued; this invoice is {}", inv.status.as_str()),
+                    format!(
+                        "only a draft can be issued; this invoice is {}",
+                        inv.status.as_str()
+                    ),
                     inv.status.as_str(),
                 ));
             }
@@ -382,7 +393,8 @@ impl App {
         id: InvoiceId,
         reason: &str,
     ) -> AppResult<Invoice> {
-        let reason = validate::non_empty(reason, 500).map_err(|m| AppError::invalid("reason", m))?;
+        let reason =
+            validate::non_empty(reason, 500).map_err(|m| AppError::invalid("reason", m))?;
         for _ in 0..MAX_ATTEMPTS {
             let inv = self.get_invoice(id).await?;
             match inv.status {
@@ -422,6 +434,12 @@ impl App {
             }
             let now = self.clock.now();
             let mut change = AccountChange::new(&before);
+            // Without the invoice nothing may be overdue any more: dunning suspensions end.
+            let mut account = before.clone();
+            account.debits.retain(|d| d.doc != doc);
+            account.credits.retain(|c| c.doc != doc);
+            self.finish_account_change(actor, &mut account, &mut change, &before)
+                .await?;
             change.void_invoice = Some(VoidInvoice {
                 invoice_id: id,
                 voided_at: now,

@@ -73,7 +73,9 @@ impl App {
                     // A failure of one row (even of the database) is that row's result.
                     match self.import_row(actor, row, key).await {
                         Ok(r) => r,
-                        Err(e) => RowResult::new(line, RowOutcome::Invalid).because(None, e.to_string()),
+                        Err(e) => {
+                            RowResult::new(line, RowOutcome::Invalid).because(None, e.to_string())
+                        }
                     }
                 }
             };
@@ -136,6 +138,7 @@ impl App {
             .map_err(|e| AppError::invalid("date", e.to_string()))?
             .timestamp();
         let open_invoice = invoice.filter(|i| i.status.as_str() == "issued");
+        let key = external_id.clone();
         let req = CreatePayment {
             subscriber_id: subscriber.id.0,
             amount_minor: amount,
@@ -179,8 +182,17 @@ impl App {
                 Ok(r)
             }
             // Recorded concurrently by another import of the same file.
-            Err(AppError::Store(StoreError::Duplicate { .. })) => {
-                Ok(RowResult::new(line, RowOutcome::Duplicate).because(None, "already recorded"))
+            Err(AppError::Store(StoreError::Duplicate { .. }))
+            | Err(AppError::Conflict {
+                kind: "duplicate", ..
+            }) => {
+                let mut r = RowResult::new(line, RowOutcome::Duplicate);
+                if let Some(p) = self.store.find_payment_by_external_id(&key).await? {
+                    r.payment_id = Some(p.id.0);
+                    r.subscriber_id = Some(p.subscriber_id.0);
+                    r.amount_minor = Some(p.amount_minor);
+                }
+                Ok(r.because(None, "already recorded"))
             }
             Err(AppError::Validation(v)) => {
                 let f = v.0.first().map(|f| f.field.clone());
@@ -192,7 +204,10 @@ impl App {
 
     /// The subscriber (and invoice) a statement row is for: an invoice number in its column or
     /// its reference text first, then a subscriber number.
-    async fn match_row(&self, row: &StatementRow) -> AppResult<Option<(Subscriber, Option<Invoice>)>> {
+    async fn match_row(
+        &self,
+        row: &StatementRow,
+    ) -> AppResult<Option<(Subscriber, Option<Invoice>)>> {
         let prefix = &self.config.billing.invoice_prefix;
         let invoice_number = row
             .invoice_number

@@ -303,8 +303,17 @@ impl App {
     ) -> AppResult<()> {
         let mut e = ValidationErrors::new();
         if let Some(z) = tax_zone {
-            if !self.store.list_tax_zones().await?.iter().any(|t| t.code == z) {
-                e.add("tax_zone", format!("no tax zone `{z}` (see GET /api/v1/tax-zones)"));
+            if !self
+                .store
+                .list_tax_zones()
+                .await?
+                .iter()
+                .any(|t| t.code == z)
+            {
+                e.add(
+                    "tax_zone",
+                    format!("no tax zone `{z}` (see GET /api/v1/tax-zones)"),
+                );
             }
         }
         if let Some(p) = dunning_policy {

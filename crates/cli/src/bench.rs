@@ -34,7 +34,27 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-pub async fn billing(app: &App, subscribers: usize, as_of: Date, workers: usize) -> Result<()> {
+/// `seed`: seed first (the database must be empty); else measure the runs on a database an
+/// earlier `--seed-only` seeded (copy it, or use it as a PostgreSQL template, to measure
+/// repeatedly). `run`: measure the runs (false with `--seed-only`).
+pub async fn billing(
+    app: &App,
+    subscribers: usize,
+    as_of: Date,
+    workers: usize,
+    seed: bool,
+    run: bool,
+) -> Result<()> {
+    if seed {
+        seed_billing(app, subscribers, as_of, workers).await?;
+    }
+    if run {
+        measure_runs(app, as_of).await?;
+    }
+    Ok(())
+}
+
+async fn seed_billing(app: &App, subscribers: usize, as_of: Date, workers: usize) -> Result<()> {
     let existing = app
         .store
         .list_subscribers(
@@ -203,7 +223,10 @@ pub async fn billing(app: &App, subscribers: usize, as_of: Date, workers: usize)
         seeded.elapsed().as_secs_f64(),
         app.store.backend()
     );
+    Ok(())
+}
 
+async fn measure_runs(app: &App, as_of: Date) -> Result<()> {
     let rss_before = peak_rss_mib();
     reset_peak_rss();
     let t0 = Instant::now();

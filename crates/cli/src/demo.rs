@@ -5,8 +5,8 @@
 use anyhow::{anyhow, Result};
 use jiff::{SignedDuration, Timestamp};
 use lastmile_api_types::{
-    CreatePayment, DunningPolicyBody, TaxZoneBody,
-    CreateNas, CreatePlan, CreateService, CreateSubscriber, PlanTermsBody, ServiceActionBody,
+    CreateNas, CreatePayment, CreatePlan, CreateService, CreateSubscriber, DunningPolicyBody,
+    PlanTermsBody, ServiceActionBody, TaxZoneBody,
 };
 use lastmile_app::services::ServiceAction;
 use lastmile_app::{App, AppConfig, ManualClock};

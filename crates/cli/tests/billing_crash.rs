@@ -224,7 +224,8 @@ async fn seed(store: Arc<dyn Store>) {
     .await;
 
     let run = ok(
-        app.start_billing_run(EARLIER_RUN.parse().unwrap(), None).await,
+        app.start_billing_run(EARLIER_RUN.parse().unwrap(), None)
+            .await,
         "earlier run",
     );
     let run = ok(app.execute_billing_run(run, &|_| {}).await, "earlier run");
@@ -597,7 +598,10 @@ async fn invoices(store: &Arc<dyn Store>, lines: bool) -> Vec<InvoiceView> {
 /// Invoice numbers are exactly INV-000001..INV-n, and no subscriber has two invoices for one
 /// period.
 fn assert_consistent(what: &str, invs: &[InvoiceView]) {
-    let mut numbers: Vec<&str> = invs.iter().map(|i| i.number.as_deref().unwrap_or("(draft)")).collect();
+    let mut numbers: Vec<&str> = invs
+        .iter()
+        .map(|i| i.number.as_deref().unwrap_or("(draft)"))
+        .collect();
     numbers.sort();
     let expected: Vec<String> = (1..=invs.len()).map(|n| format!("INV-{n:06}")).collect();
     if numbers != expected {

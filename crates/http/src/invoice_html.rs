@@ -440,7 +440,14 @@ pub async fn render_for(
     let tz = &app.config.billing.time_zone;
     let mut notes: Vec<String> = notes_cn
         .iter()
-        .map(|c| format!("Credit note {} ({}): {}", c.number, money::format(c.total_minor, &c.currency), c.reason))
+        .map(|c| {
+            format!(
+                "Credit note {} ({}): {}",
+                c.number,
+                money::format(c.total_minor, &c.currency),
+                c.reason
+            )
+        })
         .collect();
     if let Some(r) = &inv.void_reason {
         notes.push(format!("Void: {r}"));

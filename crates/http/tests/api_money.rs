@@ -955,6 +955,87 @@ async fn money_validation_and_errors(t: TestApp) {
     assert_eq!(fields(&r), ["amount_minor"]);
 }
 
+/// Drafts mode (a second App over the same store with issue_invoices = false): drafts have
+/// no number and are not in the ledger; issuing numbers them gap-free in issue order, makes
+/// them due after the payment terms from the day of issue, and credit waiting pays them.
+async fn drafts_are_numbered_when_issued_and_paid_by_waiting_credit(t: TestApp) {
+    let (d1, _) = subscriber_with(&t, "Draft One", json!({})).await;
+    let (d2, _) = subscriber_with(&t, "Draft Two", json!({})).await;
+    let (d3, _) = subscriber_with(&t, "Draft Three", json!({})).await;
+    let plan = t.plan("DRAFT-60", 6000).await;
+    for (s, u) in [(&d1, "draft1"), (&d2, "draft2"), (&d3, "draft3")] {
+        active_service(&t, s, &plan, u).await;
+    }
+    pay(
+        &t,
+        json!({"subscriber_id": d1, "amount_minor": 10000, "method": "cash"}),
+    )
+    .await;
+    let drafts = drafts_app(&t);
+    let as_of: jiff::civil::Date = "2026-03-15".parse().unwrap();
+    let run = drafts.start_billing_run(as_of, None).await.unwrap();
+    let run = drafts.execute_billing_run(run, &|_| {}).await.unwrap();
+    assert_eq!(run.invoices_created, 3);
+    let mut ids = Vec::new();
+    for s in [&d1, &d2, &d3] {
+        let inv = live_invoice(&t, s, "2026-03-01").await;
+        assert_eq!(inv["status"], "draft");
+        assert!(inv["number"].is_null() && inv["issued_at"].is_null());
+        ids.push(id_of(&inv));
+    }
+    // Drafts are not in the ledger; the credit waits.
+    assert_eq!(money(&checked_ledger(&t, &d1).await), (-10000, 0, 10000));
+    assert_eq!(money(&checked_ledger(&t, &d2).await), (0, 0, 0));
+    // Billing the same date again leaves the drafts alone.
+    let run = drafts.start_billing_run(as_of, None).await.unwrap();
+    let run = drafts.execute_billing_run(run, &|_| {}).await.unwrap();
+    assert_eq!(run.invoices_created, 0);
+    // The document says it is a draft.
+    let html = get_html(&t, &ids[1], Role::Readonly).await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(html.body.as_str().unwrap().contains("DRAFT"));
+
+    let tr = &t;
+    let issue = |id: &str, role: Role| {
+        let path = format!("/api/v1/invoices/{id}/issue");
+        async move { tr.call("POST", &path, Some(role), None).await }
+    };
+    assert_problem(&issue(&ids[1], Role::Support).await, 403, "forbidden");
+    // A voided draft takes no number.
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/invoices/{}/void", ids[2]),
+            Some(json!({"reason": "not this one"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body["number"].is_null());
+
+    set_clock(&t, "2026-03-16T10:00:00Z");
+    let r = issue(&ids[1], Role::Billing).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["number"], "INV-000001");
+    assert_eq!(r.body["status"], "issued");
+    assert_eq!(r.body["issued_at"], "2026-03-16T10:00:00Z");
+    assert_eq!(r.body["due_date"], "2026-03-30");
+    assert_eq!(r.body["lines"][0]["amount_minor"], 6000);
+    assert_eq!(money(&checked_ledger(&t, &d2).await), (6000, 6000, 0));
+    let r = issue(&ids[0], Role::Billing).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["number"], "INV-000002");
+    assert_eq!(
+        r.body["status"], "paid",
+        "the waiting credit pays it at once"
+    );
+    assert_eq!(money(&checked_ledger(&t, &d1).await), (-4000, 0, 4000));
+    let r = issue(&ids[0], Role::Billing).await;
+    assert_problem(&r, 409, "invalid-state");
+    let r = issue(&ids[2], Role::Billing).await;
+    assert_problem(&r, 409, "invalid-state");
+    assert_eq!(money(&checked_ledger(&t, &d3).await), (0, 0, 0));
+}
+
 // 3. Taxes --------------------------------------------------------------------------------
 
 async fn tax_zones_tax_invoice_lines(t: TestApp) {
@@ -1252,6 +1333,70 @@ async fn tax_zones_tax_invoice_lines(t: TestApp) {
     let march = live_invoice(&t, &excl, "2026-03-01").await;
     assert_eq!(march["tax_minor"], 1200);
     assert_eq!(march["total_minor"], 7200);
+}
+
+/// Subscribers refer to a zone by its code, and PUT may change the code: the subscribers of
+/// the zone must stay billable (the change refused while the zone is in use, or followed).
+async fn renaming_a_tax_zone_keeps_its_subscribers_billable(t: TestApp) {
+    let body = |code: &str| {
+        json!({"code": code, "name": "Austria", "taxes":
+               [{"name": "VAT", "tax_class": "standard", "rate": "20"}]})
+    };
+    let r = t.admin("POST", "/api/v1/tax-zones", Some(body("at"))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let zone = id_of(&r.body);
+    let (sub, _) = subscriber_with(&t, "Renamed Rosa", json!({"tax_zone": "at"})).await;
+    let plan = t.plan("RENAME-60", 6000).await;
+    active_service(&t, &sub, &plan, "rosa").await;
+    let r = t
+        .admin(
+            "PUT",
+            &format!("/api/v1/tax-zones/{zone}"),
+            Some(body("at-new")),
+        )
+        .await;
+    // Subscribers refer to the zone by code: it cannot change under them.
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["code"]);
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/billing-runs",
+            Some(Role::Billing),
+            Some(json!({"as_of": "2026-03-15"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let mut run = Value::Null;
+    for _ in 0..2400 {
+        run = t
+            .admin("GET", &format!("/api/v1/billing-runs/{id}"), None)
+            .await
+            .body;
+        if run["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        run["errors"],
+        json!([]),
+        "the subscriber could not be billed"
+    );
+    let inv = live_invoice(&t, &sub, "2026-03-01").await;
+    assert_eq!(inv["total_minor"], 7200);
+    let code = t
+        .admin("GET", &format!("/api/v1/subscribers/{sub}"), None)
+        .await
+        .body["tax_zone"]
+        .clone();
+    let zones: Vec<Value> = list_items(&t, "/api/v1/tax-zones").await;
+    assert!(
+        zones.iter().any(|z| z["code"] == code),
+        "the subscriber's tax_zone {code} names no zone any more; zones: {zones:?}"
+    );
 }
 
 fn assert_totals_consistent(inv: &Value) {
@@ -1796,6 +1941,14 @@ async fn concurrent_imports_of_one_file_record_each_row_once(t: TestApp) {
         csv.push_str(&format!("2026-03-1{},{i}.00,payment {i} {num}\n", i % 5));
     }
     let (x, y) = tokio::join!(import(&t, &csv), import(&t, &csv));
+    // Nothing was recorded twice.
+    assert_eq!(payments_of(&t, &sub).await.len(), 20);
+    // 1 + 2 + … + 20 = 210.00
+    assert_eq!(
+        money(&checked_ledger(&t, &sub).await),
+        (6000 - 21000, 0, 15000)
+    );
+    // Every row has exactly one payment, and both results name it.
     for (i, (rx, ry)) in x["rows"]
         .as_array()
         .unwrap()
@@ -1822,12 +1975,73 @@ async fn concurrent_imports_of_one_file_record_each_row_once(t: TestApp) {
         x["duplicate"].as_u64().unwrap() + y["duplicate"].as_u64().unwrap(),
         20
     );
-    assert_eq!(payments_of(&t, &sub).await.len(), 20);
-    // 1 + 2 + … + 20 = 210.00
-    assert_eq!(
-        money(&checked_ledger(&t, &sub).await),
-        (6000 - 21000, 0, 15000)
-    );
+}
+
+/// Many payments for one account at once: each is recorded once and allocated once.
+async fn concurrent_payments_on_one_account_all_count(t: TestApp) {
+    let (sub, _) = subscriber_with(&t, "Busy Bo", json!({})).await;
+    let plan = t.plan("BUSY-60", 6000).await;
+    active_service(&t, &sub, &plan, "bo").await;
+    run_billing(&t, "2026-03-15", None).await;
+    let inv = id_of(&live_invoice(&t, &sub, "2026-03-01").await);
+    let one = |i: i64| {
+        let t = &t;
+        let sub = sub.clone();
+        async move {
+            t.call(
+                "POST",
+                "/api/v1/payments",
+                Some(Role::Billing),
+                Some(
+                    json!({"subscriber_id": sub, "amount_minor": 1000, "method": "card",
+                            "external_id": format!("CARD-{i}")}),
+                ),
+            )
+            .await
+        }
+    };
+    let results = futures_join_all((0..8).map(one).collect()).await;
+    for r in &results {
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let allocated: i64 = results
+        .iter()
+        .flat_map(|r| r.body["allocations"].as_array().unwrap().clone())
+        .map(|a| a["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(allocated, 6000, "the invoice is paid exactly once");
+    let unallocated: i64 = results
+        .iter()
+        .map(|r| r.body["unallocated_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(unallocated, 2000);
+    assert_eq!(payments_of(&t, &sub).await.len(), 8);
+    assert_eq!(status_of(&t, &inv).await, "paid");
+    assert_eq!(money(&checked_ledger(&t, &sub).await), (-2000, 0, 2000));
+}
+
+/// Polls all futures concurrently on this task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
 }
 
 // 8. A run for one subscriber -------------------------------------------------------------
@@ -1903,11 +2117,14 @@ async fn billing_run_for_one_subscriber(t: TestApp) {
 on_both_backends!(
     ledger_stays_consistent_over_months_of_money,
     money_validation_and_errors,
+    drafts_are_numbered_when_issued_and_paid_by_waiting_credit,
     tax_zones_tax_invoice_lines,
+    renaming_a_tax_zone_keeps_its_subscribers_billable,
     discounts_reduce_invoices_and_ending_them_corrects,
     invoice_html_is_escaped_and_complete,
     voided_invoice_is_reversed_and_billed_again,
     bank_statement_import_matches_and_never_records_twice,
     concurrent_imports_of_one_file_record_each_row_once,
+    concurrent_payments_on_one_account_all_count,
     billing_run_for_one_subscriber,
 );

@@ -301,12 +301,12 @@ pub async fn unfinished_billing_run(s: &PgStore, as_of: Date) -> Result<Option<B
         "SELECT * FROM billing_runs
          WHERE as_of = $1 AND status = 'running' AND subscriber_id IS NULL",
     )
-        .bind(as_of.to_string())
-        .fetch_optional(&s.pool)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::billing_run(&Row(r)))
-        .transpose()
+    .bind(as_of.to_string())
+    .fetch_optional(&s.pool)
+    .await
+    .map_err(db_err)?
+    .map(|r| rows::billing_run(&Row(r)))
+    .transpose()
 }
 
 pub async fn commit_billing_batch(s: &PgStore, b: &BillingBatch) -> Result<u64> {

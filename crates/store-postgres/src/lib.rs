@@ -18,17 +18,17 @@ mod row;
 pub use migrate::MIGRATIONS;
 
 use async_trait::async_trait;
+use jiff::civil::Date;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
-use jiff::civil::Date;
 use lastmile_domain::billing::account::{
     Account, Allocation, CreditNote, LedgerEntry, Payment, Refund,
 };
 use lastmile_domain::billing::discount::Discount;
 use lastmile_domain::billing::dunning::{DunningActionKind, DunningPolicy};
-use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::billing::invoice::{BillingRun, Invoice};
+use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::ids::*;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
 use lastmile_domain::nas::Nas;
@@ -173,51 +173,51 @@ async fn insert_plan_version(c: &mut PgConnection, v: &PlanVersion) -> Result<()
 /// Writes a service business event (row, timeline event, audit, jobs) in the caller's
 /// transaction; `Stale` if the service's revision moved on.
 pub(crate) async fn write_service_change(c_: &mut PgConnection, c: &ServiceChange) -> Result<()> {
-        let s = &c.service;
-        let e = &c.event;
-        // The revision check locks the service row: a concurrent change waits, then finds the
-        // revision moved on and fails with `Stale`.
-        let done = sqlx::query(
-            "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
+    let s = &c.service;
+    let e = &c.event;
+    // The revision check locks the service row: a concurrent change waits, then finds the
+    // revision moved on and fails with `Stale`.
+    let done = sqlx::query(
+        "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
                  suspension_cause = $5, updated_at = $6, revision = $7
              WHERE id = $1 AND revision = $8",
-        )
-        .bind(s.id.0)
-        .bind(s.plan_id.0)
-        .bind(s.plan_version_id.0)
-        .bind(s.status.as_str())
-        .bind(s.suspension_cause.map(|c| c.as_str()))
-        .bind(micros(s.updated_at))
-        .bind(s.revision)
-        .bind(c.expected_revision)
-        .execute(&mut *c_)
-        .await
-        .map_err(db_err)?;
-        expect_one(done.rows_affected(), "service")?;
-        sqlx::query(
-            "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
+    )
+    .bind(s.id.0)
+    .bind(s.plan_id.0)
+    .bind(s.plan_version_id.0)
+    .bind(s.status.as_str())
+    .bind(s.suspension_cause.map(|c| c.as_str()))
+    .bind(micros(s.updated_at))
+    .bind(s.revision)
+    .bind(c.expected_revision)
+    .execute(&mut *c_)
+    .await
+    .map_err(db_err)?;
+    expect_one(done.rows_affected(), "service")?;
+    sqlx::query(
+        "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
                  recorded_at, plan_id, plan_version_id, suspension_cause, reason, actor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(e.id.0)
-        .bind(e.subscriber_id.0)
-        .bind(e.service_id.0)
-        .bind(e.seq)
-        .bind(e.kind.as_str())
-        .bind(micros(e.effective_at))
-        .bind(micros(e.recorded_at))
-        .bind(e.plan_id.map(|p| p.0))
-        .bind(e.plan_version_id.map(|p| p.0))
-        .bind(e.suspension_cause.map(|c| c.as_str()))
-        .bind(&e.reason)
-        .bind(&e.actor)
-        .execute(&mut *c_)
-        .await
-        .map_err(db_err)?;
-        insert_audit(c_, &c.audit).await?;
-        for j in &c.jobs {
-            insert_job(c_, j).await?;
-        }
+    )
+    .bind(e.id.0)
+    .bind(e.subscriber_id.0)
+    .bind(e.service_id.0)
+    .bind(e.seq)
+    .bind(e.kind.as_str())
+    .bind(micros(e.effective_at))
+    .bind(micros(e.recorded_at))
+    .bind(e.plan_id.map(|p| p.0))
+    .bind(e.plan_version_id.map(|p| p.0))
+    .bind(e.suspension_cause.map(|c| c.as_str()))
+    .bind(&e.reason)
+    .bind(&e.actor)
+    .execute(&mut *c_)
+    .await
+    .map_err(db_err)?;
+    insert_audit(c_, &c.audit).await?;
+    for j in &c.jobs {
+        insert_job(c_, j).await?;
+    }
     Ok(())
 }
 

@@ -451,11 +451,11 @@ pub async fn record_account_change(s: &PgStore, c: &AccountChange) -> Result<()>
             "UPDATE invoices SET status = 'paid'
              WHERE id = $1 AND subscriber_id = $2 AND status = 'issued'",
         )
-            .bind(inv.0)
-            .bind(c.subscriber_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        .bind(inv.0)
+        .bind(c.subscriber_id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
     }
     for d in &c.dunning_actions {
         sqlx::query(
@@ -593,10 +593,7 @@ pub async fn overdue_subscribers(
     .collect()
 }
 
-pub async fn dunning_actions(
-    s: &PgStore,
-    inv: InvoiceId,
-) -> Result<Vec<(i64, DunningActionKind)>> {
+pub async fn dunning_actions(s: &PgStore, inv: InvoiceId) -> Result<Vec<(i64, DunningActionKind)>> {
     sqlx::query("SELECT days_overdue, action FROM dunning_actions WHERE invoice_id = $1")
         .bind(inv.0)
         .fetch_all(&s.pool)
@@ -614,25 +611,26 @@ pub async fn subscribers_with_credit(
     s: &PgStore,
     ids: &[SubscriberId],
 ) -> Result<Vec<SubscriberId>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(500) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT subscriber_id FROM (
-                 SELECT subscriber_id, amount_minor AS v FROM payments
-                 UNION ALL SELECT subscriber_id, total_minor FROM credit_notes
-                 UNION ALL SELECT subscriber_id, -total_minor FROM invoices
-                     WHERE total_minor < 0 AND status IN ('issued', 'paid')
-                 UNION ALL SELECT subscriber_id, -amount_minor FROM allocations
-             ) AS c WHERE subscriber_id IN (",
-        );
-        let mut sep = q.separated(", ");
-        for sub in chunk {
-            sep.push_bind(sub.0);
-        }
-        q.push(") GROUP BY subscriber_id HAVING SUM(v) > 0");
-        for r in q.build().fetch_all(&s.pool).await.map_err(db_err)? {
-            out.push(SubscriberId(Row(r).uuid("subscriber_id")?));
-        }
-    }
-    Ok(out)
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    // Each branch filters by subscriber first, so every one is an index lookup.
+    sqlx::query(
+        "SELECT subscriber_id FROM (
+             SELECT subscriber_id, amount_minor AS v FROM payments
+                 WHERE subscriber_id = ANY($1)
+             UNION ALL SELECT subscriber_id, total_minor FROM credit_notes
+                 WHERE subscriber_id = ANY($1)
+             UNION ALL SELECT subscriber_id, -total_minor FROM invoices
+                 WHERE subscriber_id = ANY($1) AND total_minor < 0
+                   AND status IN ('issued', 'paid')
+             UNION ALL SELECT subscriber_id, -amount_minor FROM allocations
+                 WHERE subscriber_id = ANY($1)
+         ) AS c GROUP BY subscriber_id HAVING SUM(v) > 0",
+    )
+    .bind(ids)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(db_err)?
+    .into_iter()
+    .map(|r| Ok(SubscriberId(Row(r).uuid("subscriber_id")?)))
+    .collect()
 }

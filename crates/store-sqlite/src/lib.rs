@@ -12,10 +12,10 @@ mod row;
 pub use migrate::MIGRATIONS;
 
 use async_trait::async_trait;
+use jiff::civil::Date;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
-use jiff::civil::Date;
 use lastmile_domain::billing::account::{
     Account, Allocation, CreditNote, LedgerEntry, Payment, Refund,
 };
@@ -189,50 +189,53 @@ async fn insert_plan_version(c: &mut SqliteConnection, v: &PlanVersion) -> Resul
 /// Fails with `Stale` when an optimistic update touched no row.
 /// Writes a service business event (row, timeline event, audit, jobs) in the caller's
 /// transaction; `Stale` if the service's revision moved on.
-pub(crate) async fn write_service_change(c_: &mut SqliteConnection, c: &ServiceChange) -> Result<()> {
-        let s = &c.service;
-        let e = &c.event;
-        let done = sqlx::query(
-            "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
+pub(crate) async fn write_service_change(
+    c_: &mut SqliteConnection,
+    c: &ServiceChange,
+) -> Result<()> {
+    let s = &c.service;
+    let e = &c.event;
+    let done = sqlx::query(
+        "UPDATE services SET plan_id = $2, plan_version_id = $3, status = $4,
                  suspension_cause = $5, updated_at = $6, revision = $7
              WHERE id = $1 AND revision = $8",
-        )
-        .bind(id(s.id.0))
-        .bind(id(s.plan_id.0))
-        .bind(id(s.plan_version_id.0))
-        .bind(s.status.as_str())
-        .bind(s.suspension_cause.map(|c| c.as_str()))
-        .bind(micros(s.updated_at))
-        .bind(s.revision)
-        .bind(c.expected_revision)
-        .execute(&mut *c_)
-        .await
-        .map_err(db_err)?;
-        expect_one(done.rows_affected(), "service")?;
-        sqlx::query(
-            "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
+    )
+    .bind(id(s.id.0))
+    .bind(id(s.plan_id.0))
+    .bind(id(s.plan_version_id.0))
+    .bind(s.status.as_str())
+    .bind(s.suspension_cause.map(|c| c.as_str()))
+    .bind(micros(s.updated_at))
+    .bind(s.revision)
+    .bind(c.expected_revision)
+    .execute(&mut *c_)
+    .await
+    .map_err(db_err)?;
+    expect_one(done.rows_affected(), "service")?;
+    sqlx::query(
+        "INSERT INTO service_events (id, subscriber_id, service_id, seq, kind, effective_at,
                  recorded_at, plan_id, plan_version_id, suspension_cause, reason, actor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(id(e.id.0))
-        .bind(id(e.subscriber_id.0))
-        .bind(id(e.service_id.0))
-        .bind(e.seq)
-        .bind(e.kind.as_str())
-        .bind(micros(e.effective_at))
-        .bind(micros(e.recorded_at))
-        .bind(opt_id(e.plan_id.map(|p| p.0)))
-        .bind(opt_id(e.plan_version_id.map(|p| p.0)))
-        .bind(e.suspension_cause.map(|c| c.as_str()))
-        .bind(&e.reason)
-        .bind(&e.actor)
-        .execute(&mut *c_)
-        .await
-        .map_err(db_err)?;
-        insert_audit(c_, &c.audit).await?;
-        for j in &c.jobs {
-            insert_job(c_, j).await?;
-        }
+    )
+    .bind(id(e.id.0))
+    .bind(id(e.subscriber_id.0))
+    .bind(id(e.service_id.0))
+    .bind(e.seq)
+    .bind(e.kind.as_str())
+    .bind(micros(e.effective_at))
+    .bind(micros(e.recorded_at))
+    .bind(opt_id(e.plan_id.map(|p| p.0)))
+    .bind(opt_id(e.plan_version_id.map(|p| p.0)))
+    .bind(e.suspension_cause.map(|c| c.as_str()))
+    .bind(&e.reason)
+    .bind(&e.actor)
+    .execute(&mut *c_)
+    .await
+    .map_err(db_err)?;
+    insert_audit(c_, &c.audit).await?;
+    for j in &c.jobs {
+        insert_job(c_, j).await?;
+    }
     Ok(())
 }
 

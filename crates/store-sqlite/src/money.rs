@@ -451,11 +451,11 @@ pub async fn record_account_change(s: &SqliteStore, c: &AccountChange) -> Result
             "UPDATE invoices SET status = 'paid'
              WHERE id = $1 AND subscriber_id = $2 AND status = 'issued'",
         )
-            .bind(id(inv.0))
-            .bind(id(c.subscriber_id.0))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        .bind(id(inv.0))
+        .bind(id(c.subscriber_id.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
     }
     for d in &c.dunning_actions {
         sqlx::query(
@@ -616,20 +616,24 @@ pub async fn subscribers_with_credit(
 ) -> Result<Vec<SubscriberId>> {
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT subscriber_id FROM (
-                 SELECT subscriber_id, amount_minor AS v FROM payments
-                 UNION ALL SELECT subscriber_id, total_minor FROM credit_notes
-                 UNION ALL SELECT subscriber_id, -total_minor FROM invoices
-                     WHERE total_minor < 0 AND status IN ('issued', 'paid')
-                 UNION ALL SELECT subscriber_id, -amount_minor FROM allocations
-             ) AS c WHERE subscriber_id IN (",
-        );
-        let mut sep = q.separated(", ");
-        for sub in chunk {
-            sep.push_bind(id(sub.0));
+        // Each branch filters by subscriber first, so every one is an index lookup.
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT subscriber_id FROM (");
+        let branches = [
+            "SELECT subscriber_id, amount_minor AS v FROM payments WHERE subscriber_id IN (",
+            " UNION ALL SELECT subscriber_id, total_minor FROM credit_notes WHERE subscriber_id IN (",
+            " UNION ALL SELECT subscriber_id, -total_minor FROM invoices
+                 WHERE total_minor < 0 AND status IN ('issued', 'paid') AND subscriber_id IN (",
+            " UNION ALL SELECT subscriber_id, -amount_minor FROM allocations WHERE subscriber_id IN (",
+        ];
+        for b in branches {
+            q.push(b);
+            let mut sep = q.separated(", ");
+            for sub in chunk {
+                sep.push_bind(id(sub.0));
+            }
+            q.push(")");
         }
-        q.push(") GROUP BY subscriber_id HAVING SUM(v) > 0");
+        q.push(") AS c GROUP BY subscriber_id HAVING SUM(v) > 0");
         for r in q.build().fetch_all(&s.read).await.map_err(db_err)? {
             out.push(SubscriberId(Row(r).uuid("subscriber_id")?));
         }

@@ -3632,7 +3632,10 @@ pub async fn billing_inputs_pages_subscribers_with_history(store: Arc<dyn Store>
     }
 
     // Paging from the start follows subscriber id order, like the subscriber listing.
-    let head = store.billing_inputs(None, 2, None).await.expect("billing_inputs");
+    let head = store
+        .billing_inputs(None, 2, None)
+        .await
+        .expect("billing_inputs");
     let listed = store
         .list_subscribers(&SubscriberFilter::default(), page(None, 2))
         .await

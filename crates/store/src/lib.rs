@@ -17,14 +17,14 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
-use lastmile_domain::billing::invoice::{
-    BillingRun, BillingRunError, Invoice, InvoiceStatus, NewInvoice,
-};
 use lastmile_domain::billing::account::{
     Account, Allocation, CreditNote, LedgerEntry, Payment, Refund,
 };
 use lastmile_domain::billing::discount::Discount;
 use lastmile_domain::billing::dunning::{DunningAction, DunningActionKind, DunningPolicy};
+use lastmile_domain::billing::invoice::{
+    BillingRun, BillingRunError, Invoice, InvoiceStatus, NewInvoice,
+};
 use lastmile_domain::billing::rating::{Invoiced, ServiceHistory};
 use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::ids::*;
@@ -433,7 +433,8 @@ pub trait Store: Send + Sync + 'static {
     /// All zones, by code (a small table).
     async fn list_tax_zones(&self) -> Result<Vec<TaxZone>>;
     /// Inserts the policy; if it is the default, the previous default stops being one.
-    async fn insert_dunning_policy(&self, policy: &DunningPolicy, audit: &AuditEvent) -> Result<()>;
+    async fn insert_dunning_policy(&self, policy: &DunningPolicy, audit: &AuditEvent)
+        -> Result<()>;
     async fn update_dunning_policy(
         &self,
         policy: &DunningPolicy,

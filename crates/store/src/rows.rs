@@ -637,7 +637,10 @@ pub fn assemble_billing_inputs(
         .filter_map(|id| by_sub.remove(&id))
         .collect();
     // History of subscribers with nothing to bill may have come with a range read: drop it.
-    for input in out.iter_mut().filter(|i| skipped.contains(&i.subscriber.id)) {
+    for input in out
+        .iter_mut()
+        .filter(|i| skipped.contains(&i.subscriber.id))
+    {
         input.services.clear();
         input.invoiced.clear();
         input.discounts.clear();

@@ -205,7 +205,11 @@ impl Account {
     /// What the subscriber owes (negative: credit in their favour).
     pub fn balance_minor(&self) -> i64 {
         self.debits.iter().map(Debit::open_minor).sum::<i64>()
-            - self.credits.iter().map(Credit::available_minor).sum::<i64>()
+            - self
+                .credits
+                .iter()
+                .map(Credit::available_minor)
+                .sum::<i64>()
     }
 
     pub fn available_credit_minor(&self) -> i64 {
@@ -375,7 +379,11 @@ mod tests {
     }
 
     fn at(day: i8) -> Timestamp {
-        date(2026, 3, day).at(12, 0, 0, 0).in_tz("UTC").unwrap().timestamp()
+        date(2026, 3, day)
+            .at(12, 0, 0, 0)
+            .in_tz("UTC")
+            .unwrap()
+            .timestamp()
     }
 
     fn debit(a: &mut Account, day: i8, amount: i64) -> DocumentRef {

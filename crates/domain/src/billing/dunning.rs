@@ -83,7 +83,10 @@ pub fn validate_steps(steps: &[DunningStep]) -> Result<(), ValidationErrors> {
             );
         }
         if terminated {
-            errors.add(format!("steps[{i}].action"), "no step may follow a termination");
+            errors.add(
+                format!("steps[{i}].action"),
+                "no step may follow a termination",
+            );
         }
         terminated |= s.action == DunningActionKind::Terminate;
         last_day = last_day.max(s.days_overdue);

@@ -167,11 +167,7 @@ async fn get_invoice(
         .is_some_and(|a| a.contains("text/html"));
     if wants_html {
         let html = crate::invoice_html::render_for(&st.app, &inv).await?;
-        return Ok((
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response());
+        return Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response());
     }
     Ok(axum::Json(InvoiceResponse::new(inv, true)).into_response())
 }
