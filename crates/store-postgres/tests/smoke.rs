@@ -80,6 +80,7 @@ async fn insert_and_read_back_a_subscriber() {
             &SubscriberFilter {
                 q: Some("LOVELACE".into()),
                 status: None,
+                number: None,
             },
             Page {
                 after: None,

@@ -3421,7 +3421,7 @@ async fn billing_inputs_of(
 }
 
 fn invoiced_of(invoices: &[&NewInvoice]) -> Vec<(ChargeKey, i64)> {
-    let mut v: Vec<(ChargeKey, i64)> = invoices
+    let v: Vec<(ChargeKey, i64)> = invoices
         .iter()
         .flat_map(|i| i.lines.iter())
         .map(|l| {
@@ -3621,7 +3621,10 @@ pub async fn billing_inputs_pages_subscribers_with_history(store: Arc<dyn Store>
         let ic = by_id(c.id);
         assert_eq!(ic.services.len(), 1);
         assert_eq!(ic.services[0].service_id, c1.id);
-        assert_eq!(ic.services[0].events, for_billing(&[g1.event.clone()]));
+        assert_eq!(
+            ic.services[0].events,
+            for_billing(std::slice::from_ref(&g1.event))
+        );
         assert!(ic.invoiced.is_empty() && ic.invoiced_periods.is_empty());
 
         let id_ = by_id(d.id);
@@ -5220,13 +5223,19 @@ pub async fn discounts_and_billing_input(store: Arc<dyn Store>) {
     assert_eq!(ia.subscriber, BillingSubscriber::from(&a));
     assert_eq!(ia.services.len(), 1);
     assert_eq!(ia.services[0].service_id, a1.id);
-    assert_eq!(ia.services[0].events, for_billing(&[e1.event.clone()]));
+    assert_eq!(
+        ia.services[0].events,
+        for_billing(std::slice::from_ref(&e1.event))
+    );
     assert_eq!(invoiced_keys(&ia), invoiced_of(&[&inv_a]));
     assert_eq!(ia.invoiced_periods, vec![period]);
     let ib = store.billing_input(b.id).await.unwrap().expect("b's input");
     assert_eq!(ib.subscriber, BillingSubscriber::from(&b));
     assert_eq!(ib.services.len(), 1);
-    assert_eq!(ib.services[0].events, for_billing(&[f1.event.clone()]));
+    assert_eq!(
+        ib.services[0].events,
+        for_billing(std::slice::from_ref(&f1.event))
+    );
     assert_eq!(invoiced_keys(&ib), invoiced_of(&[&inv_b]));
     assert_eq!(ib.discounts, vec![free]);
     let ic = store.billing_input(c.id).await.unwrap().expect("c's input");
