@@ -131,6 +131,7 @@ macro_rules! conformance_suite {
             tax_zones_insert_get_list_update,
             dunning_policies_single_default,
             discounts_and_billing_input,
+            billing_inputs_skip_subscribers_invoiced_for_the_period,
             draft_invoices_take_a_number_when_issued,
             void_invoice_frees_its_period,
             account_debits_credits_and_documents,
@@ -5085,6 +5086,71 @@ pub async fn dunning_policies_single_default(store: Arc<dyn Store>) {
         listed().await,
         (vec![other.id], vec![first_now, other3, second_now])
     );
+}
+
+/// With `as_of`, a subscriber already invoiced for the period containing it comes back
+/// without history (nothing to bill: a rerun reads almost nothing); the others in full.
+pub async fn billing_inputs_skip_subscribers_invoiced_for_the_period(store: Arc<dyn Store>) {
+    use lastmile_domain::billing::period::Period;
+    let store = &*store;
+    let (_, subs) = billing_world(store, 3).await;
+    let ((a, a1), (b, b1), (c, c1)) = (subs[0].clone(), subs[1].clone(), subs[2].clone());
+    for svc in [&a1, &b1, &c1] {
+        record(
+            store,
+            &change(svc, 1, EventKind::Activated, t(0), t(0), vec![]),
+        )
+        .await;
+    }
+    let as_of = unique_date();
+    let current = |s: &Subscriber| Period::containing(as_of, s.billing_day).start;
+    // a: invoiced for the current period; b: only for the one before; c: never.
+    let earlier = Period::containing(days_after(current(&b), -1), b.billing_day).start;
+    let prefix = format!("T{}-", tag());
+    bill(
+        store,
+        &[
+            new_invoice(&a1, current(&a), None, &[4_900]),
+            new_invoice(&b1, earlier, None, &[4_900]),
+        ],
+        &prefix,
+    )
+    .await;
+    let ours = [a.id, b.id, c.id];
+    let first = *ours.iter().min().expect("ids");
+    let mut found = Vec::new();
+    let mut after = just_before(first);
+    while found.len() < 3 {
+        let batch = store
+            .billing_inputs(Some(after), 2, Some(as_of))
+            .await
+            .expect("billing_inputs");
+        let Some(last) = batch.last().map(|i| i.subscriber.id) else {
+            break;
+        };
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|i| ours.contains(&i.subscriber.id)),
+        );
+        after = last;
+    }
+    let by_id = |id: SubscriberId| found.iter().find(|i| i.subscriber.id == id).expect("ours");
+    let ia = by_id(a.id);
+    assert!(ia.services.is_empty() && ia.invoiced.is_empty() && ia.discounts.is_empty());
+    assert_eq!(ia.invoiced_periods, vec![current(&a)]);
+    let ib = by_id(b.id);
+    assert_eq!(ib.services.len(), 1);
+    assert_eq!(ib.services[0].events.len(), 1);
+    assert_eq!(ib.invoiced.len(), 1);
+    assert_eq!(ib.invoiced_periods, vec![earlier]);
+    let ic = by_id(c.id);
+    assert_eq!(ic.services.len(), 1);
+    assert!(ic.invoiced_periods.is_empty());
+    // Without `as_of`, everybody's history.
+    let full = store.billing_input(a.id).await.unwrap().expect("a");
+    assert_eq!(full.services.len(), 1);
+    assert_eq!(full.invoiced.len(), 1);
 }
 
 pub async fn discounts_and_billing_input(store: Arc<dyn Store>) {
