@@ -160,24 +160,30 @@ impl App {
         let catalog = self.catalog().await?;
         let cfg = &self.config.billing;
         let scoped = run.subscriber_id;
-        let load = |after: Option<SubscriberId>| async move {
-            match scoped {
-                // One batch: the subscriber, unless the run got past them already.
-                Some(sub) if after.is_none_or(|a| a < sub) => Ok(self
-                    .store
-                    .billing_input(sub)
-                    .await?
-                    .into_iter()
-                    .collect::<Vec<_>>()),
-                Some(_) => Ok(Vec::new()),
-                None => {
-                    self.store
-                        .billing_inputs(after, cfg.batch_size, Some(run.as_of))
-                        .await
+        let (batch_size, as_of) = (cfg.batch_size, run.as_of);
+        // A task of its own: on a multi-threaded runtime the next batch is read and decoded on
+        // another core while this one is rated and written.
+        let load = |after: Option<SubscriberId>| {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                match scoped {
+                    // One batch: the subscriber, unless the run got past them already.
+                    Some(sub) if after.is_none_or(|a| a < sub) => Ok(store
+                        .billing_input(sub)
+                        .await?
+                        .into_iter()
+                        .collect::<Vec<_>>()),
+                    Some(_) => Ok(Vec::new()),
+                    None => store.billing_inputs(after, batch_size, Some(as_of)).await,
                 }
-            }
+            })
         };
-        let mut loaded = load(run.cursor).await?;
+        let joined =
+            |r: Result<lastmile_store::Result<Vec<BillingInput>>, tokio::task::JoinError>| {
+                r.map_err(|e| AppError::Internal(format!("billing batch reader: {e}")))?
+                    .map_err(AppError::from)
+            };
+        let mut loaded = joined(load(run.cursor).await)?;
         while let Some(last) = loaded.last().map(|i| i.subscriber.id) {
             let inputs = std::mem::take(&mut loaded);
             let started = std::time::Instant::now();
@@ -228,7 +234,7 @@ impl App {
             let prefetch = load(Some(last));
             let (done, next) = tokio::join!(work, prefetch);
             let (rated, committed, settled) = done?;
-            loaded = next?;
+            loaded = joined(next)?;
             tracing::debug!(
                 subscribers = inputs.len(),
                 rate_ms = rated.as_millis() as u64,

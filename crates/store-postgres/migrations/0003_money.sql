@@ -29,6 +29,8 @@ ALTER TABLE invoice_lines ADD CONSTRAINT invoice_lines_charge_kind_check
     CHECK (charge_kind IN ('recurring', 'setup_fee', 'early_termination', 'discount'));
 ALTER TABLE invoice_lines ADD COLUMN tax_minor BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE invoice_lines ADD COLUMN taxes jsonb;
+-- Lines are read by subscriber through their invoices (invoices_subscriber_id_idx).
+DROP INDEX invoice_lines_subscriber_id_idx;
 
 -- A run for one subscriber is its own scope: it never joins or resumes a full run.
 ALTER TABLE billing_runs ADD COLUMN subscriber_id uuid REFERENCES subscribers (id);

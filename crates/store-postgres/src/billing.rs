@@ -213,17 +213,15 @@ async fn histories(
         rows::billing_event,
     )?;
     // Pre-summed per charge key: rating compares sums, and a subscriber with years of
-    // invoices has far fewer keys than lines. Both sides of the join are restricted to the
-    // scope (a line's subscriber is its invoice's: `commit_billing_batch` writes them from
-    // one `NewInvoice`); without it on `invoices` the planner hashes the whole table for
-    // every batch, and a run slows down with every month of history.
+    // invoices has far fewer keys than lines. Lines are found through their invoices (a
+    // line's subscriber is its invoice's: `commit_billing_batch` writes them from one
+    // `NewInvoice`): a subscriber range of invoices, then each one's lines by invoice id.
     let mut q = QueryBuilder::<Postgres>::new(
         "SELECT l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
                 l.plan_version_id, CAST(SUM(l.amount_minor) AS BIGINT) AS amount_minor
          FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
          WHERE i.status <> 'void'",
     );
-    scope.push(&mut q, "l.subscriber_id");
     scope.push(&mut q, "i.subscriber_id");
     q.push(
         " GROUP BY l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,

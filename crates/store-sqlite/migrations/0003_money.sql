@@ -2,7 +2,10 @@
 -- (SQLite). Kept in step with store-postgres.
 
 -- Drafts have no number, issue date or due date yet; lines may be discounts and carry tax.
--- SQLite cannot relax NOT NULL or change a CHECK in place, so both tables are rebuilt.
+-- SQLite cannot relax NOT NULL or change a CHECK in place, so both tables are rebuilt, as
+-- WITHOUT ROWID tables: their UUIDv7 keys are time-ordered, and a row then lives in its
+-- primary key's b-tree instead of a rowid table plus a key index (one insert less per row on
+-- the billing run's hot path).
 CREATE TABLE invoices_new (
     id                 TEXT PRIMARY KEY,
     subscriber_id      TEXT NOT NULL REFERENCES subscribers (id),
@@ -25,7 +28,7 @@ CREATE TABLE invoices_new (
     CHECK (status <> 'draft' OR number IS NULL),
     CHECK (status IN ('draft', 'void') OR number IS NOT NULL),
     CHECK ((status = 'void') = (voided_at IS NOT NULL))
-) STRICT;
+) STRICT, WITHOUT ROWID;
 INSERT INTO invoices_new
     SELECT id, subscriber_id, number, status, currency, period_start, period_end, issued_at,
            issued_at, due_date, subtotal_minor, tax_minor, total_minor, 0, billing_run_id,
@@ -49,7 +52,7 @@ CREATE TABLE invoice_lines_new (
     amount_minor        INTEGER NOT NULL,
     tax_minor           INTEGER NOT NULL,
     taxes               TEXT
-) STRICT;
+) STRICT, WITHOUT ROWID;
 INSERT INTO invoice_lines_new
     SELECT id, invoice_id, subscriber_id, position, description, service_id, charge_kind,
            charge_period_start, plan_version_id, correction, days, period_days, amount_minor,
@@ -69,7 +72,8 @@ CREATE INDEX invoices_subscriber_id_idx ON invoices (subscriber_id);
 -- The dunning job's worklist: issued, unpaid invoices by due date.
 CREATE INDEX invoices_unpaid_due_date_idx ON invoices (due_date) WHERE status = 'issued';
 CREATE INDEX invoice_lines_invoice_id_idx ON invoice_lines (invoice_id);
-CREATE INDEX invoice_lines_subscriber_id_idx ON invoice_lines (subscriber_id);
+-- Lines are read by subscriber through their invoices (invoices_subscriber_id_idx), so they
+-- need no subscriber index of their own.
 
 -- A run for one subscriber is its own scope: it never joins or resumes a full run.
 ALTER TABLE billing_runs ADD COLUMN subscriber_id TEXT REFERENCES subscribers (id);

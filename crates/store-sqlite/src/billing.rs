@@ -192,7 +192,7 @@ async fn histories(
          FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
          WHERE i.status <> 'void'",
     );
-    scope.push(&mut q, "l.subscriber_id");
+    scope.push(&mut q, "i.subscriber_id");
     q.push(
         " GROUP BY l.subscriber_id, l.service_id, l.charge_kind, l.charge_period_start,
                    l.plan_version_id",
