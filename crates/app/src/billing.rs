@@ -183,69 +183,58 @@ impl App {
                 r.map_err(|e| AppError::Internal(format!("billing batch reader: {e}")))?
                     .map_err(AppError::from)
             };
-        let mut loaded = joined(load(run.cursor).await)?;
-        while let Some(last) = loaded.last().map(|i| i.subscriber.id) {
-            let inputs = std::mem::take(&mut loaded);
-            let started = std::time::Instant::now();
-            // Load the next batch while this one is rated and committed: reads and the write
-            // go over different connections, so the two overlap.
-            let work = async {
-                let mut invoices = Vec::new();
-                let mut errors = Vec::new();
-                for input in &inputs {
-                    match self.rate_subscriber(input, run.id, run.as_of, &catalog) {
-                        Ok(Some(inv)) => invoices.push(inv),
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(subscriber = %input.subscriber.id, error = %e, "subscriber not billed");
-                            errors.push(BillingRunError {
-                                subscriber_id: input.subscriber.id,
-                                message: e.to_string(),
-                            });
-                        }
-                    }
-                }
-                let rated = started.elapsed();
-                let billed: Vec<SubscriberId> = invoices
-                    .iter()
-                    .map(|i: &NewInvoice| i.subscriber_id)
-                    .collect();
-                self.store
-                    .commit_billing_batch(&BillingBatch {
-                        run: run.id,
-                        invoices,
-                        cursor: last,
-                        subscribers: inputs.len() as i64,
-                        errors,
-                        number_prefix: cfg.invoice_prefix.clone(),
-                    })
-                    .await?;
-                let committed = started.elapsed();
-                // Credit waiting on the account (an overpayment, a credit note, a negative
-                // invoice) pays the new invoices at once. A crash before this leaves it for
-                // the next payment or dunning pass, which settle first.
-                if cfg.issue_invoices && !billed.is_empty() {
-                    for sub in self.store.subscribers_with_credit(&billed).await? {
-                        self.settle_account(sub).await?;
-                    }
-                }
-                Ok::<_, AppError>((rated, committed, started.elapsed()))
+        // A three-stage pipeline: while batch N is rated here, batch N+1 is being read and
+        // batch N−1 written (and settled) by tasks of their own. Writes stay in order (one at
+        // a time), so the run's cursor still only moves forward batch by batch, and a crash
+        // still loses at most the batches not yet committed.
+        let mut next = load(run.cursor);
+        let mut writing: Option<tokio::task::JoinHandle<AppResult<()>>> = None;
+        loop {
+            let inputs = joined(next.await)?;
+            let Some(last) = inputs.last().map(|i| i.subscriber.id) else {
+                break;
             };
-            let prefetch = load(Some(last));
-            let (done, next) = tokio::join!(work, prefetch);
-            let (rated, committed, settled) = done?;
-            loaded = joined(next)?;
+            next = load(Some(last));
+            let started = std::time::Instant::now();
+            let mut invoices = Vec::new();
+            let mut errors = Vec::new();
+            for input in &inputs {
+                match self.rate_subscriber(input, run.id, run.as_of, &catalog) {
+                    Ok(Some(inv)) => invoices.push(inv),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(subscriber = %input.subscriber.id, error = %e, "subscriber not billed");
+                        errors.push(BillingRunError {
+                            subscriber_id: input.subscriber.id,
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+            let rated = started.elapsed();
+            if let Some(w) = writing.take() {
+                self.finish_write(w, run.id, progress).await?;
+            }
             tracing::debug!(
                 subscribers = inputs.len(),
+                invoices = invoices.len(),
                 rate_ms = rated.as_millis() as u64,
-                commit_ms = (committed - rated).as_millis() as u64,
-                settle_ms = (settled - committed).as_millis() as u64,
-                with_next_load_ms = started.elapsed().as_millis() as u64,
-                "billing batch"
+                waited_for_previous_write_ms = (started.elapsed() - rated).as_millis() as u64,
+                "billing batch rated"
             );
-            if let Some(r) = self.store.get_billing_run(run.id).await? {
-                progress(&r);
-            }
+            let batch = BillingBatch {
+                run: run.id,
+                invoices,
+                cursor: last,
+                subscribers: inputs.len() as i64,
+                errors,
+                number_prefix: cfg.invoice_prefix.clone(),
+            };
+            let app = self.clone();
+            writing = Some(tokio::spawn(async move { app.write_batch(batch).await }));
+        }
+        if let Some(w) = writing.take() {
+            self.finish_write(w, run.id, progress).await?;
         }
         self.store
             .complete_billing_run(run.id, self.clock.now())
@@ -254,6 +243,43 @@ impl App {
             .get_billing_run(run.id)
             .await?
             .ok_or_else(|| AppError::not_found("billing run", run.id))
+    }
+
+    /// Commits one batch, then settles the subscribers it invoiced who have credit waiting
+    /// (an overpayment, a credit note, a negative invoice), so those invoices show paid. A
+    /// crash between the two leaves the credit for the next payment or dunning pass, which
+    /// settle first.
+    async fn write_batch(&self, batch: BillingBatch) -> AppResult<()> {
+        let started = std::time::Instant::now();
+        let billed: Vec<SubscriberId> = batch.invoices.iter().map(|i| i.subscriber_id).collect();
+        self.store.commit_billing_batch(&batch).await?;
+        let committed = started.elapsed();
+        if self.config.billing.issue_invoices && !billed.is_empty() {
+            for sub in self.store.subscribers_with_credit(&billed).await? {
+                self.settle_account(sub).await?;
+            }
+        }
+        tracing::debug!(
+            invoices = billed.len(),
+            commit_ms = committed.as_millis() as u64,
+            settle_ms = (started.elapsed() - committed).as_millis() as u64,
+            "billing batch written"
+        );
+        Ok(())
+    }
+
+    async fn finish_write(
+        &self,
+        w: tokio::task::JoinHandle<AppResult<()>>,
+        run: BillingRunId,
+        progress: &(dyn Fn(&BillingRun) + Send + Sync),
+    ) -> AppResult<()> {
+        w.await
+            .map_err(|e| AppError::Internal(format!("billing batch writer: {e}")))??;
+        if let Some(r) = self.store.get_billing_run(run).await? {
+            progress(&r);
+        }
+        Ok(())
     }
 
     pub(crate) async fn catalog(&self) -> AppResult<Catalog> {
