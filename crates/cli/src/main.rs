@@ -50,6 +50,11 @@ struct Cli {
     /// Billing runs leave drafts for review (`POST /invoices/{id}/issue`) instead of issuing.
     #[arg(long, global = true, env = "LASTMILE_INVOICE_DRAFTS")]
     invoice_drafts: bool,
+    /// When a cheaper plan starts to be billed: `next-period` (the current period was paid in
+    /// advance at the higher price) or `immediate` (from the day of the change).
+    #[arg(long, global = true, env = "LASTMILE_DOWNGRADES", default_value = "next-period",
+          value_parser = ["next-period", "immediate"])]
+    downgrades: String,
     /// Credit note numbers: this prefix and their own gap-free sequence.
     #[arg(long, global = true, default_value = "CN-")]
     credit_note_prefix: String,
@@ -386,6 +391,14 @@ async fn build_app(cli: &Cli, backdate_days: i64) -> Result<App> {
                 })
                 .clamp(1, 10_000),
             issue_invoices: !cli.invoice_drafts,
+            policy: lastmile_domain::billing::rating::BillingPolicy {
+                downgrades: if cli.downgrades == "immediate" {
+                    lastmile_domain::billing::rating::DowngradeBilling::Immediate
+                } else {
+                    lastmile_domain::billing::rating::DowngradeBilling::NextPeriod
+                },
+                ..Default::default()
+            },
             credit_note_prefix: cli.credit_note_prefix.clone(),
             issuer: lastmile_app::billing::Issuer {
                 name: cli.isp_name.clone(),
