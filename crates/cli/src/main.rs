@@ -413,7 +413,6 @@ async fn build_app(cli: &Cli, backdate_days: i64) -> Result<App> {
                 email: cli.isp_email.clone(),
                 phone: cli.isp_phone.clone(),
             },
-            ..Default::default()
         },
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
