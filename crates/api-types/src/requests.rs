@@ -313,3 +313,16 @@ pub struct CreateDunningRun {
     #[schema(value_type = Option<String>, format = Date)]
     pub as_of: Option<jiff::civil::Date>,
 }
+
+/// Body of `PUT /settings/billing`: the whole group (fields left out are not kept).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSettingsBody {
+    pub payment_terms_days: i64,
+    pub invoice_prefix: String,
+    pub credit_note_prefix: String,
+    /// Runs issue invoices at once; false: they leave drafts to review and issue.
+    pub issue_invoices: bool,
+    pub downgrades: lastmile_domain::billing::rating::DowngradeBilling,
+    pub issuer: lastmile_domain::billing::settings::Issuer,
+}

@@ -843,3 +843,35 @@ pub struct DunningRunResponse {
     pub terminations: u64,
     pub errors: Vec<lastmile_domain::billing::invoice::BillingRunError>,
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BillingSettingsResponse {
+    /// The operator's time zone (fixed at start-up with `--time-zone`).
+    pub time_zone: String,
+    pub payment_terms_days: i64,
+    pub invoice_prefix: String,
+    pub credit_note_prefix: String,
+    pub issue_invoices: bool,
+    pub downgrades: lastmile_domain::billing::rating::DowngradeBilling,
+    pub issuer: lastmile_domain::billing::settings::Issuer,
+    /// 0: nothing stored yet, the start-up defaults apply.
+    pub revision: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl BillingSettingsResponse {
+    pub fn new(s: lastmile_domain::billing::settings::BillingSettings, time_zone: String) -> Self {
+        Self {
+            time_zone,
+            payment_terms_days: s.payment_terms_days,
+            invoice_prefix: s.invoice_prefix,
+            credit_note_prefix: s.credit_note_prefix,
+            issue_invoices: s.issue_invoices,
+            downgrades: s.downgrades,
+            issuer: s.issuer,
+            revision: s.revision,
+            updated_at: s.updated_at,
+        }
+    }
+}

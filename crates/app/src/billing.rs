@@ -19,17 +19,14 @@ use lastmile_domain::plan::PlanTerms;
 use lastmile_store::{BillingBatch, BillingInput, InvoiceFilter, Page, StoreError};
 use std::collections::HashMap;
 
-/// Who sends the invoices: printed on every document.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Issuer {
-    pub name: String,
-    pub address_lines: Vec<String>,
-    pub tax_id: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-}
+pub use lastmile_domain::billing::settings::{BillingSettings, Issuer};
 
-/// Installation-wide billing settings.
+/// The setting group billing settings are stored under.
+const BILLING_SETTINGS: &str = "billing";
+
+/// Start-up billing configuration. The time zone and batch size are fixed for the process;
+/// the rest are the defaults of the billing settings until they are saved through the API
+/// (`PUT /settings/billing`), after which every node reads the stored ones.
 #[derive(Clone, Debug)]
 pub struct BillingConfig {
     /// The operator's time zone: billing periods and days are civil dates here.
@@ -73,6 +70,7 @@ pub(crate) struct Catalog {
     names: HashMap<PlanVersionId, String>,
     zones: HashMap<String, TaxZone>,
     pub(crate) policies: HashMap<String, DunningPolicy>,
+    pub(crate) settings: BillingSettings,
 }
 
 impl Catalog {
@@ -228,10 +226,13 @@ impl App {
                 cursor: last,
                 subscribers: inputs.len() as i64,
                 errors,
-                number_prefix: cfg.invoice_prefix.clone(),
+                number_prefix: catalog.settings.invoice_prefix.clone(),
             };
             let app = self.clone();
-            writing = Some(tokio::spawn(async move { app.write_batch(batch).await }));
+            let issue = catalog.settings.issue_invoices;
+            writing = Some(tokio::spawn(
+                async move { app.write_batch(batch, issue).await },
+            ));
         }
         if let Some(w) = writing.take() {
             self.finish_write(w, run.id, progress).await?;
@@ -249,12 +250,12 @@ impl App {
     /// (an overpayment, a credit note, a negative invoice), so those invoices show paid. A
     /// crash between the two leaves the credit for the next payment or dunning pass, which
     /// settle first.
-    async fn write_batch(&self, batch: BillingBatch) -> AppResult<()> {
+    async fn write_batch(&self, batch: BillingBatch, issued: bool) -> AppResult<()> {
         let started = std::time::Instant::now();
         let billed: Vec<SubscriberId> = batch.invoices.iter().map(|i| i.subscriber_id).collect();
         self.store.commit_billing_batch(&batch).await?;
         let committed = started.elapsed();
-        if self.config.billing.issue_invoices && !billed.is_empty() {
+        if issued && !billed.is_empty() {
             for sub in self.store.subscribers_with_credit(&billed).await? {
                 self.settle_account(sub).await?;
             }
@@ -308,6 +309,7 @@ impl App {
             names,
             zones,
             policies,
+            settings: self.billing_settings().await?,
         })
     }
 
@@ -335,6 +337,7 @@ impl App {
             None => None,
         };
         let mut policy = cfg.policy;
+        policy.downgrades = catalog.settings.downgrades;
         if let Some(p) = catalog.dunning_policy(s.dunning_policy.as_deref()) {
             policy.bill_dunning_suspensions = p.bill_suspended_days;
         }
@@ -379,18 +382,87 @@ impl App {
             period_start: period.start,
             period_end: period.end,
             created_at: self.clock.now(),
-            issue: cfg.issue_invoices.then(|| self.due_date(as_of)),
+            issue: catalog
+                .settings
+                .issue_invoices
+                .then(|| due_date(&catalog.settings, as_of)),
             prices_include_tax: zone.is_some_and(|z| z.prices_include_tax),
             billing_run_id: Some(run),
             lines,
         }))
     }
 
-    /// Due date of an invoice issued on `issued_on`.
-    pub(crate) fn due_date(&self, issued_on: Date) -> Date {
-        issued_on
-            .checked_add(self.config.billing.payment_terms_days.days())
-            .unwrap_or(issued_on)
+    /// The billing settings in force: the stored ones, else the start-up defaults.
+    pub async fn billing_settings(&self) -> AppResult<BillingSettings> {
+        match self.store.get_setting(BILLING_SETTINGS).await? {
+            Some((value, revision)) => {
+                let mut s: BillingSettings = serde_json::from_value(value).map_err(|e| {
+                    AppError::Internal(format!("stored billing settings do not decode: {e}"))
+                })?;
+                s.revision = revision;
+                Ok(s)
+            }
+            None => {
+                let c = &self.config.billing;
+                Ok(BillingSettings {
+                    payment_terms_days: c.payment_terms_days,
+                    invoice_prefix: c.invoice_prefix.clone(),
+                    credit_note_prefix: c.credit_note_prefix.clone(),
+                    issue_invoices: c.issue_invoices,
+                    downgrades: c.policy.downgrades,
+                    issuer: c.issuer.clone(),
+                    revision: 0,
+                    updated_at: None,
+                })
+            }
+        }
+    }
+
+    /// Replaces the billing settings for every node. Numbers already issued keep their
+    /// prefix; the sequences go on where they were.
+    pub async fn update_billing_settings(
+        &self,
+        actor: &lastmile_domain::audit::Actor,
+        new: BillingSettings,
+    ) -> AppResult<BillingSettings> {
+        let new = new.validated().map_err(AppError::Validation)?;
+        for _ in 0..8 {
+            let before = self.billing_settings().await?;
+            let now = self.clock.now();
+            let after = BillingSettings {
+                revision: before.revision + 1,
+                updated_at: Some(now),
+                ..new.clone()
+            };
+            let audit = lastmile_domain::audit::AuditEvent::new(
+                now,
+                actor,
+                None,
+                "settings",
+                BILLING_SETTINGS,
+                "settings.update",
+                Some(&before),
+                Some(&after),
+            );
+            let value = serde_json::to_value(&after)
+                .map_err(|e| AppError::Internal(format!("billing settings: {e}")))?;
+            match self
+                .store
+                .put_setting(BILLING_SETTINGS, &value, before.revision, now, &audit)
+                .await
+            {
+                Ok(()) => return Ok(after),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict {
+            kind: "concurrent-modification",
+            message: "the billing settings are being changed by many requests at once; retry"
+                .into(),
+            current_state: None,
+            field: None,
+        })
     }
 
     pub async fn get_billing_run(&self, id: BillingRunId) -> AppResult<BillingRun> {
@@ -418,4 +490,11 @@ impl App {
     ) -> AppResult<Vec<Invoice>> {
         Ok(self.store.list_invoices(filter, page).await?)
     }
+}
+
+/// Due date of an invoice issued on `issued_on`.
+pub(crate) fn due_date(settings: &BillingSettings, issued_on: Date) -> Date {
+    issued_on
+        .checked_add(settings.payment_terms_days.days())
+        .unwrap_or(issued_on)
 }

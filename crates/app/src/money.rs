@@ -337,7 +337,8 @@ impl App {
                 ));
             }
             let now = self.clock.now();
-            let due = self.due_date(self.billing_today());
+            let settings = self.billing_settings().await?;
+            let due = crate::billing::due_date(&settings, self.billing_today());
             let before = self.get_account(inv.subscriber_id).await?;
             let mut account = before.clone();
             let mut change = AccountChange::new(&before);
@@ -365,7 +366,7 @@ impl App {
                 invoice_id: id,
                 issued_at: now,
                 due_date: due,
-                number_prefix: self.config.billing.invoice_prefix.clone(),
+                number_prefix: settings.invoice_prefix.clone(),
             });
             change.audit.push(AuditEvent::new(
                 now,
@@ -568,7 +569,7 @@ impl App {
             );
             change.credit_note = Some(NewCreditNote {
                 note: note.clone(),
-                number_prefix: self.config.billing.credit_note_prefix.clone(),
+                number_prefix: self.billing_settings().await?.credit_note_prefix,
             });
             if self.try_record(&change).await? {
                 return self.get_credit_note(note.id).await;

@@ -208,7 +208,7 @@ impl App {
         &self,
         row: &StatementRow,
     ) -> AppResult<Option<(Subscriber, Option<Invoice>)>> {
-        let prefix = &self.config.billing.invoice_prefix;
+        let prefix = &self.billing_settings().await?.invoice_prefix;
         let invoice_number = row
             .invoice_number
             .clone()

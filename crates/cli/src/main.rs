@@ -37,7 +37,8 @@ struct Cli {
     /// The operator's time zone (IANA name): billing periods and days are counted there.
     #[arg(long, global = true, env = "LASTMILE_TIME_ZONE", default_value = "UTC")]
     time_zone: String,
-    /// Invoice numbers: this prefix and a gap-free sequence.
+    /// Invoice numbers: this prefix and a gap-free sequence. This and the other billing
+    /// settings below are defaults until saved with `PUT /api/v1/settings/billing`.
     #[arg(long, global = true, default_value = "INV-")]
     invoice_prefix: String,
     /// Days from the billing date to the due date.

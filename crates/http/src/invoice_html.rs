@@ -457,8 +457,9 @@ pub async fn render_for(
     } else {
         (inv.total_minor - paid - credited).max(0)
     };
+    let settings = app.billing_settings().await?;
     let doc = InvoiceDocument {
-        issuer: &app.config.billing.issuer,
+        issuer: &settings.issuer,
         number: inv.number.as_deref(),
         status: inv.status.as_str(),
         subscriber_name: &sub.name,

@@ -31,6 +31,8 @@ pub struct AppState {
     /// Billing runs this process is executing, so a second POST does not start a second
     /// executor of the same run.
     pub billing_runs: Arc<Mutex<HashSet<BillingRunId>>>,
+    /// Notified whenever a background billing run of this process stops.
+    pub billing_run_stopped: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -39,6 +41,24 @@ impl AppState {
             app,
             metrics,
             billing_runs: Arc::default(),
+            billing_run_stopped: Arc::default(),
+        }
+    }
+
+    /// Waits until this process no longer executes billing run `id` in the background
+    /// (returns at once if it never did).
+    pub async fn billing_run_idle(&self, id: BillingRunId) {
+        loop {
+            let stopped = self.billing_run_stopped.notified();
+            let running = self
+                .billing_runs
+                .lock()
+                .map(|r| r.contains(&id))
+                .unwrap_or(false);
+            if !running {
+                return;
+            }
+            stopped.await;
         }
     }
 }

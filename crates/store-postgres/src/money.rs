@@ -634,3 +634,56 @@ pub async fn subscribers_with_credit(
     .map(|r| Ok(SubscriberId(Row(r).uuid("subscriber_id")?)))
     .collect()
 }
+
+// Settings --------------------------------------------------------------------------------
+
+pub async fn get_setting(s: &PgStore, name: &str) -> Result<Option<(serde_json::Value, i64)>> {
+    sqlx::query("SELECT value, revision FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&s.pool)
+        .await
+        .map_err(db_err)?
+        .map(|r| {
+            let r = Row(r);
+            Ok((r.json("value")?, r.i64("revision")?))
+        })
+        .transpose()
+}
+
+pub async fn put_setting(
+    s: &PgStore,
+    name: &str,
+    value: &serde_json::Value,
+    expected_revision: i64,
+    now: jiff::Timestamp,
+    audit: &AuditEvent,
+) -> Result<()> {
+    let mut tx = s.begin().await?;
+    let done = if expected_revision == 0 {
+        sqlx::query(
+            "INSERT INTO settings (name, value, revision, updated_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+    } else {
+        sqlx::query(
+            "UPDATE settings SET value = $2, revision = revision + 1, updated_at = $3
+             WHERE name = $1 AND revision = $4",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(micros(now))
+        .bind(expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+    };
+    expect_one(done.rows_affected(), "settings")?;
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await.map_err(db_err)
+}

@@ -1000,6 +1000,19 @@ impl Store for SqliteStore {
     async fn list_discounts(&self, sub: SubscriberId) -> Result<Vec<Discount>> {
         money::list_discounts(self, sub).await
     }
+    async fn get_setting(&self, name: &str) -> Result<Option<(serde_json::Value, i64)>> {
+        money::get_setting(self, name).await
+    }
+    async fn put_setting(
+        &self,
+        name: &str,
+        value: &serde_json::Value,
+        expected_revision: i64,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        money::put_setting(self, name, value, expected_revision, now, audit).await
+    }
     async fn get_account(&self, sub: SubscriberId) -> Result<Option<Account>> {
         money::get_account(self, sub).await
     }

@@ -11,6 +11,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "billing", include_str!("../migrations/0002_billing.sql")),
     (3, "money", include_str!("../migrations/0003_money.sql")),
+    (
+        4,
+        "settings",
+        include_str!("../migrations/0004_settings.sql"),
+    ),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<()> {

@@ -145,6 +145,7 @@ macro_rules! conformance_suite {
             billing_runs_scoped_to_one_subscriber,
             account_change_concurrent_single_winner,
             issue_and_bill_concurrently_gap_free,
+            settings_put_get_stale,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {
@@ -6817,6 +6818,39 @@ pub async fn issue_and_bill_concurrently_gap_free(store: Arc<dyn Store>) {
     if counter_is_ours(store, &prefix, 2 * N).await {
         assert_eq!(numbers, (1..=2 * N as i64).collect::<Vec<_>>(), "gap-free");
     }
+}
+
+/// A settings group is stored with a revision; a stale write changes nothing.
+pub async fn settings_put_get_stale(store: Arc<dyn Store>) {
+    let store = &*store;
+    let name = format!("conformance-{}", tag());
+    assert_eq!(store.get_setting(&name).await.unwrap(), None);
+    let v1 = json!({"payment_terms_days": 30, "issuer": {"name": "Fibre Town"}});
+    let audit = audit_of(t(0), None, "settings", &name, "settings.update", &v1);
+    store
+        .put_setting(&name, &v1, 0, t(0), &audit)
+        .await
+        .expect("first put");
+    assert_eq!(
+        store.get_setting(&name).await.unwrap(),
+        Some((v1.clone(), 1))
+    );
+    // Creating it again, or writing over a revision that moved on, is stale.
+    let v2 = json!({"payment_terms_days": 7});
+    for expected in [0, 5] {
+        let r = store.put_setting(&name, &v2, expected, t(1), &audit).await;
+        assert!(
+            matches!(r, Err(StoreError::Stale { .. })),
+            "expected revision {expected}: {r:?}"
+        );
+    }
+    assert_eq!(store.get_setting(&name).await.unwrap(), Some((v1, 1)));
+    let audit = audit_of(t(2), None, "settings", &name, "settings.update", &v2);
+    store
+        .put_setting(&name, &v2, 1, t(2), &audit)
+        .await
+        .expect("second put");
+    assert_eq!(store.get_setting(&name).await.unwrap(), Some((v2, 2)));
 }
 
 #[cfg(test)]

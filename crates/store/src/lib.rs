@@ -455,6 +455,19 @@ pub trait Store: Send + Sync + 'static {
     async fn get_discount(&self, id: DiscountId) -> Result<Option<Discount>>;
     async fn list_discounts(&self, subscriber: SubscriberId) -> Result<Vec<Discount>>;
 
+    /// A named group of settings (a JSON document) and its revision.
+    async fn get_setting(&self, name: &str) -> Result<Option<(serde_json::Value, i64)>>;
+    /// Stores a settings group as revision `expected_revision + 1` (0: it must not exist yet);
+    /// `Stale` if the stored revision is another.
+    async fn put_setting(
+        &self,
+        name: &str,
+        value: &serde_json::Value,
+        expected_revision: i64,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+
     // Money -------------------------------------------------------------------------------
 
     /// The subscriber's debits and credits with what is allocated of each.

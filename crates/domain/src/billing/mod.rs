@@ -19,5 +19,6 @@ pub mod invoice;
 pub mod money;
 pub mod period;
 pub mod rating;
+pub mod settings;
 pub mod statement;
 pub mod tax;

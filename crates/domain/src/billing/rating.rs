@@ -29,6 +29,7 @@ use std::str::FromStr;
 /// When a cheaper plan starts to be billed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DowngradeBilling {
     /// From the next period: the current period was paid in advance at the higher price.
     NextPeriod,

@@ -78,6 +78,7 @@ async fn start_run(
         .unwrap_or(false);
     if fresh {
         let (app, running, r) = (st.app.clone(), st.billing_runs.clone(), run.clone());
+        let stopped = st.billing_run_stopped.clone();
         tokio::spawn(async move {
             let id = r.id;
             if let Err(e) = app.execute_billing_run(r, &|_| {}).await {
@@ -86,6 +87,7 @@ async fn start_run(
             if let Ok(mut set) = running.lock() {
                 set.remove(&id);
             }
+            stopped.notify_waiters();
         });
     }
     Ok((StatusCode::ACCEPTED, axum::Json(run.into())))

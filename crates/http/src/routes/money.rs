@@ -32,6 +32,60 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_dunning_policies, create_dunning_policy))
         .routes(routes!(get_dunning_policy, update_dunning_policy))
         .routes(routes!(run_dunning))
+        .routes(routes!(get_billing_settings, put_billing_settings))
+}
+
+fn settings_response(
+    st: &AppState,
+    s: lastmile_app::billing::BillingSettings,
+) -> BillingSettingsResponse {
+    let tz = st
+        .app
+        .config
+        .billing
+        .time_zone
+        .iana_name()
+        .unwrap_or("UTC")
+        .to_string();
+    BillingSettingsResponse::new(s, tz)
+}
+
+/// The billing settings every node uses (stored ones, else the start-up defaults).
+#[utoipa::path(get, path = "/settings/billing", tag = "billing",
+    responses((status = 200, body = BillingSettingsResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn get_billing_settings(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<BillingSettingsResponse>> {
+    caller.require(Permission::ReadBilling)?;
+    let s = st.app.billing_settings().await?;
+    Ok(axum::Json(settings_response(&st, s)))
+}
+
+/// Replace the billing settings: payment terms, document prefixes, drafts or direct issue,
+/// downgrade billing, and the issuer printed on invoices. Sequences go on where they were.
+#[utoipa::path(put, path = "/settings/billing", tag = "billing", request_body = BillingSettingsBody,
+    responses((status = 200, body = BillingSettingsResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn put_billing_settings(
+    State(st): State<AppState>,
+    caller: Caller,
+    Json(body): Json<BillingSettingsBody>,
+) -> ApiResult<axum::Json<BillingSettingsResponse>> {
+    caller.require(Permission::WriteBilling)?;
+    let new = lastmile_app::billing::BillingSettings {
+        payment_terms_days: body.payment_terms_days,
+        invoice_prefix: body.invoice_prefix,
+        credit_note_prefix: body.credit_note_prefix,
+        issue_invoices: body.issue_invoices,
+        downgrades: body.downgrades,
+        issuer: body.issuer,
+        revision: 0,
+        updated_at: None,
+    };
+    let s = st.app.update_billing_settings(&caller.actor, new).await?;
+    Ok(axum::Json(settings_response(&st, s)))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -25,6 +25,8 @@ pub fn now() -> Timestamp {
 }
 
 pub struct TestApp {
+    /// The router's state: lets a test wait for a background billing run.
+    pub state: AppState,
     pub router: Router,
     pub app: App,
     pub clock: Arc<ManualClock>,
@@ -79,9 +81,11 @@ impl TestApp {
                 .unwrap();
             tokens.insert(role, token);
         }
-        let router = lastmile_http::router(AppState::new(app.clone(), Metrics::new()));
+        let state = AppState::new(app.clone(), Metrics::new());
+        let router = lastmile_http::router(state.clone());
         Self {
             router,
+            state,
             app,
             clock,
             tokens,
