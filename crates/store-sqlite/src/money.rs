@@ -18,6 +18,22 @@ use lastmile_store::rows::{self, micros, to_json, RowGet};
 use lastmile_store::*;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+/// The row with this id, decoded.
+async fn by_id<T>(
+    s: &SqliteStore,
+    sql: &'static str,
+    key: uuid::Uuid,
+    decode: fn(&Row<sqlx::sqlite::SqliteRow>) -> Result<T>,
+) -> Result<Option<T>> {
+    sqlx::query(sql)
+        .bind(id(key))
+        .fetch_optional(&s.read)
+        .await
+        .map_err(db_err)?
+        .map(|r| decode(&Row(r)))
+        .transpose()
+}
+
 // Tax zones -------------------------------------------------------------------------------
 
 pub async fn insert_tax_zone(s: &SqliteStore, z: &TaxZone, audit: &AuditEvent) -> Result<()> {
@@ -71,13 +87,13 @@ pub async fn update_tax_zone(
 }
 
 pub async fn get_tax_zone(s: &SqliteStore, zid: TaxZoneId) -> Result<Option<TaxZone>> {
-    sqlx::query("SELECT * FROM tax_zones WHERE id = $1")
-        .bind(id(zid.0))
-        .fetch_optional(&s.read)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::tax_zone(&Row(r)))
-        .transpose()
+    by_id(
+        s,
+        "SELECT * FROM tax_zones WHERE id = $1",
+        zid.0,
+        rows::tax_zone,
+    )
+    .await
 }
 
 pub async fn list_tax_zones(s: &SqliteStore) -> Result<Vec<TaxZone>> {
@@ -169,13 +185,13 @@ pub async fn get_dunning_policy(
     s: &SqliteStore,
     pid: DunningPolicyId,
 ) -> Result<Option<DunningPolicy>> {
-    sqlx::query("SELECT * FROM dunning_policies WHERE id = $1")
-        .bind(id(pid.0))
-        .fetch_optional(&s.read)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::dunning_policy(&Row(r)))
-        .transpose()
+    by_id(
+        s,
+        "SELECT * FROM dunning_policies WHERE id = $1",
+        pid.0,
+        rows::dunning_policy,
+    )
+    .await
 }
 
 pub async fn list_dunning_policies(s: &SqliteStore) -> Result<Vec<DunningPolicy>> {
@@ -231,13 +247,13 @@ pub async fn end_discount(
 }
 
 pub async fn get_discount(s: &SqliteStore, did: DiscountId) -> Result<Option<Discount>> {
-    sqlx::query("SELECT * FROM discounts WHERE id = $1")
-        .bind(id(did.0))
-        .fetch_optional(&s.read)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::discount(&Row(r)))
-        .transpose()
+    by_id(
+        s,
+        "SELECT * FROM discounts WHERE id = $1",
+        did.0,
+        rows::discount,
+    )
+    .await
 }
 
 pub async fn list_discounts(s: &SqliteStore, sub: SubscriberId) -> Result<Vec<Discount>> {
@@ -497,13 +513,13 @@ pub async fn ledger(s: &SqliteStore, sub: SubscriberId) -> Result<Vec<LedgerEntr
 }
 
 pub async fn get_payment(s: &SqliteStore, pid: PaymentId) -> Result<Option<Payment>> {
-    sqlx::query("SELECT * FROM payments WHERE id = $1")
-        .bind(id(pid.0))
-        .fetch_optional(&s.read)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::payment(&Row(r)))
-        .transpose()
+    by_id(
+        s,
+        "SELECT * FROM payments WHERE id = $1",
+        pid.0,
+        rows::payment,
+    )
+    .await
 }
 
 pub async fn find_payment_by_external_id(s: &SqliteStore, ext: &str) -> Result<Option<Payment>> {
@@ -527,13 +543,13 @@ pub async fn list_payments(s: &SqliteStore, f: &PaymentFilter, page: Page) -> Re
 }
 
 pub async fn get_credit_note(s: &SqliteStore, cid: CreditNoteId) -> Result<Option<CreditNote>> {
-    sqlx::query("SELECT * FROM credit_notes WHERE id = $1")
-        .bind(id(cid.0))
-        .fetch_optional(&s.read)
-        .await
-        .map_err(db_err)?
-        .map(|r| rows::credit_note(&Row(r)))
-        .transpose()
+    by_id(
+        s,
+        "SELECT * FROM credit_notes WHERE id = $1",
+        cid.0,
+        rows::credit_note,
+    )
+    .await
 }
 
 pub async fn list_credit_notes(

@@ -233,18 +233,9 @@ pub fn service(r: &impl RowGet) -> Result<Service> {
 
 pub fn timeline_event(r: &impl RowGet) -> Result<TimelineEvent> {
     Ok(TimelineEvent {
-        id: ServiceEventId(r.uuid("id")?),
-        service_id: ServiceId(r.uuid("service_id")?),
-        subscriber_id: SubscriberId(r.uuid("subscriber_id")?),
-        seq: r.i64("seq")?,
-        kind: r.parsed("kind")?,
-        effective_at: r.timestamp("effective_at")?,
-        recorded_at: r.timestamp("recorded_at")?,
-        plan_id: r.opt_uuid("plan_id")?.map(PlanId),
-        plan_version_id: r.opt_uuid("plan_version_id")?.map(PlanVersionId),
-        suspension_cause: r.opt_parsed("suspension_cause")?,
         reason: r.opt_text("reason")?,
         actor: r.text("actor")?,
+        ..billing_event(r)?
     })
 }
 
