@@ -284,14 +284,29 @@ impl App {
                 Some(&payment),
             ));
             if self.try_record(&change).await? {
-                let unallocated = account.credit(doc).map_or(0, Credit::available_minor);
-                return Ok(PaymentOutcome {
-                    payment,
-                    allocations: change
-                        .allocations
+                let mut unallocated = account.credit(doc).map_or(0, Credit::available_minor);
+                let mut allocations: Vec<Allocation> = change
+                    .allocations
+                    .into_iter()
+                    .filter(|a| a.credit == doc)
+                    .collect();
+                // A billing batch may have committed an invoice for this subscriber after the
+                // account was read: settle once more so the credit pays it now. (The batch
+                // settles after its own commit, so whichever commits last sees both.)
+                if unallocated > 0 {
+                    self.settle_account(sub_id).await?;
+                    unallocated = self.payment_unallocated(&payment).await?;
+                    allocations = self
+                        .store
+                        .list_allocations(sub_id)
+                        .await?
                         .into_iter()
                         .filter(|a| a.credit == doc)
-                        .collect(),
+                        .collect();
+                }
+                return Ok(PaymentOutcome {
+                    payment,
+                    allocations,
                     unallocated_minor: unallocated,
                     resumed_services: resumed,
                 });
@@ -572,6 +587,10 @@ impl App {
                 number_prefix: self.billing_settings().await?.credit_note_prefix,
             });
             if self.try_record(&change).await? {
+                // As for payments: an invoice committed meanwhile gets the credit now.
+                if account.available_credit_minor() > 0 {
+                    self.settle_account(inv.subscriber_id).await?;
+                }
                 return self.get_credit_note(note.id).await;
             }
         }
