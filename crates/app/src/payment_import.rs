@@ -63,6 +63,7 @@ impl App {
     pub async fn import_payments(&self, actor: &Actor, data: &[u8]) -> AppResult<Vec<RowResult>> {
         let rows = parse_statement(data).map_err(|m| AppError::invalid("file", m))?;
         let keys = fingerprints(&rows);
+        let prefix = self.billing_settings().await?.invoice_prefix;
         let mut out = Vec::with_capacity(rows.len());
         for (row, key) in rows.into_iter().zip(keys) {
             let result = match row {
@@ -71,7 +72,7 @@ impl App {
                 Ok(row) => {
                     let line = row.line;
                     // A failure of one row (even of the database) is that row's result.
-                    match self.import_row(actor, row, key).await {
+                    match self.import_row(actor, row, key, &prefix).await {
                         Ok(r) => r,
                         Err(e) => {
                             RowResult::new(line, RowOutcome::Invalid).because(None, e.to_string())
@@ -89,6 +90,7 @@ impl App {
         actor: &Actor,
         row: StatementRow,
         fingerprint: Option<String>,
+        invoice_prefix: &str,
     ) -> AppResult<RowResult> {
         let line = row.line;
         let external_id = match (&row.transaction_id, fingerprint) {
@@ -106,7 +108,7 @@ impl App {
             r.amount_minor = Some(p.amount_minor);
             return Ok(r.because(None, "already recorded"));
         }
-        let (subscriber, invoice) = match self.match_row(&row).await? {
+        let (subscriber, invoice) = match self.match_row(&row, invoice_prefix).await? {
             Some(m) => m,
             None => {
                 return Ok(RowResult::new(line, RowOutcome::Unmatched).because(
@@ -207,8 +209,8 @@ impl App {
     async fn match_row(
         &self,
         row: &StatementRow,
+        prefix: &str,
     ) -> AppResult<Option<(Subscriber, Option<Invoice>)>> {
-        let prefix = &self.billing_settings().await?.invoice_prefix;
         let invoice_number = row
             .invoice_number
             .clone()
