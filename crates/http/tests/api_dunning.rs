@@ -13,44 +13,6 @@ const REMINDER: &str = "notification.dunning-reminder";
 
 // Helpers ---------------------------------------------------------------------------------
 
-/// Starts a billing run over HTTP and waits until the executor the endpoint started has
-/// completed it.
-async fn run_billing(t: &TestApp, as_of: &str, subscriber: Option<&str>) -> Value {
-    let mut body = json!({ "as_of": as_of });
-    if let Some(s) = subscriber {
-        body["subscriber_id"] = json!(s);
-    }
-    let r = t
-        .call(
-            "POST",
-            "/api/v1/billing-runs",
-            Some(Role::Billing),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_string();
-    t.state
-        .billing_run_idle(lastmile_domain::ids::BillingRunId(id.parse().unwrap()))
-        .await;
-    let g = t
-        .call(
-            "GET",
-            &format!("/api/v1/billing-runs/{id}"),
-            Some(Role::Support),
-            None,
-        )
-        .await;
-    assert_eq!(g.status, StatusCode::OK, "{:?}", g.body);
-    assert_eq!(g.body["status"], "completed", "{:?}", g.body);
-    assert_eq!(g.body["errors"], json!([]), "{:?}", g.body);
-    g.body
-}
-
-fn set_clock(t: &TestApp, at: &str) {
-    t.clock.set(at.parse().unwrap());
-}
-
 /// Runs dunning for `as_of` with the clock at 06:00 that day (dunning's service actions and
 /// the overdue test of payments use the clock).
 async fn dun(t: &TestApp, as_of: &str) -> Value {
@@ -123,27 +85,6 @@ async fn subscriber_with(t: &TestApp, name: &str, extra: Value) -> String {
     let r = t.admin("POST", "/api/v1/subscribers", Some(body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     r.body["id"].as_str().unwrap().to_string()
-}
-
-/// An active service on `plan`, activated on 2026-03-01.
-async fn active_service(t: &TestApp, sub: &str, plan: &str, username: &str) -> String {
-    let svc = t.service(sub, plan, username).await;
-    t.act(
-        &svc,
-        "activate",
-        Some(json!({"effective_at": "2026-03-01T08:00:00Z"})),
-    )
-    .await;
-    svc
-}
-
-async fn list_items(t: &TestApp, path: &str) -> Vec<Value> {
-    let r = t.admin("GET", path, None).await;
-    assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
-    match r.body.get("items") {
-        Some(items) => items.as_array().unwrap().clone(),
-        None => r.body.as_array().unwrap().clone(),
-    }
 }
 
 /// The live invoice of `sub` for the period starting on `period_start`, with lines.
@@ -246,7 +187,7 @@ async fn overdue_invoice_is_reminded_suspended_and_resumed_by_payment(t: TestApp
     let plan = t.plan("DUN-60", 6000).await;
     let svc1 = active_service(&t, &sub, &plan, "dan-1").await;
     let svc2 = active_service(&t, &sub, &plan, "dan-2").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let inv = invoice_for(&t, &sub, "2026-03-01").await;
     assert_eq!(inv["total_minor"], 12000);
     assert_eq!(inv["due_date"], "2026-03-29");
@@ -431,7 +372,7 @@ async fn subscribers_who_owe_nothing_are_never_dunned(t: TestApp) {
         services.push(active_service(&t, s, &plan, u).await);
     }
     pay(&t, &ahead, 6000).await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let ahead_inv = invoice_for(&t, &ahead, "2026-03-01").await;
     assert_eq!(ahead_inv["status"], "paid", "paid at issue by the credit");
 
@@ -466,7 +407,7 @@ async fn subscribers_who_owe_nothing_are_never_dunned(t: TestApp) {
 
     // April for Olly alone: the credit pays it at issue.
     set_clock(&t, "2026-04-01T05:00:00Z");
-    run_billing(&t, "2026-04-01", Some(&over)).await;
+    bill_over_http(&t, "2026-04-01", Some(&over)).await;
     assert_eq!(invoice_for(&t, &over, "2026-04-01").await["status"], "paid");
     assert_eq!(balance(&t, &over).await, (-3000, 0));
 
@@ -533,7 +474,7 @@ async fn dunning_terminates_at_45_days_and_own_policies_override_the_default(t: 
     assert_eq!(r.body["dunning_policy"], "lenient");
     let s_svc = active_service(&t, &strict, &plan, "stan").await;
     let l_svc = active_service(&t, &lenient, &plan, "lou").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
 
     // Lou's policy has no reminder and suspends only after 20 days.
     assert_eq!(report(&dun(&t, "2026-04-01").await), (2, 1, 0, 0));
@@ -582,7 +523,7 @@ async fn dunning_catches_up_on_missed_steps(t: TestApp) {
     let plan = t.plan("LATE-60", 6000).await;
     let sub = subscriber_with(&t, "Late Lara", json!({})).await;
     let svc = active_service(&t, &sub, &plan, "lara-late").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let inv = invoice_for(&t, &sub, "2026-03-01").await;
     // The first pass in 45 days: remind, and terminate (suspending first is pointless).
     assert_eq!(report(&dun(&t, "2026-05-13").await), (1, 1, 0, 1));
@@ -622,11 +563,11 @@ async fn dunning_suspended_days_are_billed_only_when_the_policy_says_so(t: TestA
     let spared = subscriber_with(&t, "Spared Sam", json!({"dunning_policy": "nobill"})).await;
     let b_svc = active_service(&t, &billed, &plan, "bea").await;
     let s_svc = active_service(&t, &spared, &plan, "sam").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
 
     // Both are suspended by dunning on April 8 and April is invoiced that day.
     assert_eq!(report(&dun(&t, "2026-04-08").await), (2, 0, 2, 0));
-    run_billing(&t, "2026-04-08", None).await;
+    bill_over_http(&t, "2026-04-08", None).await;
     let b_apr = invoice_for(&t, &billed, "2026-04-01").await;
     let s_apr = invoice_for(&t, &spared, "2026-04-01").await;
     // Billed: the whole month, suspension or not.
@@ -650,7 +591,7 @@ async fn dunning_suspended_days_are_billed_only_when_the_policy_says_so(t: TestA
     // May: the billed one owes May; the spared one also owes April 9–30 (29 of 30 April days
     // were active: 5800 − 1400 invoiced = 4400).
     set_clock(&t, "2026-05-01T09:00:00Z");
-    run_billing(&t, "2026-05-01", None).await;
+    bill_over_http(&t, "2026-05-01", None).await;
     let b_may = invoice_for(&t, &billed, "2026-05-01").await;
     assert_eq!(b_may["total_minor"], 6000, "{b_may:#}");
     assert_eq!(b_may["lines"].as_array().unwrap().len(), 1);
@@ -783,7 +724,7 @@ async fn dunning_policy_validation_and_one_default(t: TestApp) {
     let plan = t.plan("DEF-60", 6000).await;
     let sub = subscriber_with(&t, "Default Dee", json!({})).await;
     let svc = active_service(&t, &sub, &plan, "dee").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     assert_eq!(report(&dun(&t, "2026-04-01").await), (1, 1, 0, 0));
     assert_eq!(state(&t, &svc).await, active());
 }
@@ -799,7 +740,7 @@ async fn concurrent_dunning_runs_take_each_step_once(t: TestApp) {
         let sub = subscriber_with(&t, &format!("Concurrent {i}"), json!({})).await;
         services.push(active_service(&t, &sub, &plan, &format!("conc-{i}")).await);
     }
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let run = |as_of: &'static str| {
         let t = &t;
         async move {
@@ -897,7 +838,7 @@ async fn a_credit_note_clearing_the_overdue_amount_resumes_too(t: TestApp) {
     let plan = t.plan("CNRES-60", 6000).await;
     let sub = subscriber_with(&t, "Credited Cleo", json!({})).await;
     let svc = active_service(&t, &sub, &plan, "cleo").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let inv = invoice_for(&t, &sub, "2026-03-01").await;
     let inv_id = inv["id"].as_str().unwrap().to_string();
     assert_eq!(report(&dun(&t, "2026-04-08").await), (1, 1, 1, 0));
@@ -935,7 +876,7 @@ async fn renaming_a_dunning_policy_keeps_its_subscribers_dunned(t: TestApp) {
     let plan = t.plan("PRENAME-60", 6000).await;
     let sub = subscriber_with(&t, "Policy Pia", json!({"dunning_policy": "strict"})).await;
     let svc = active_service(&t, &sub, &plan, "pia").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let r = t
         .admin(
             "PUT",

@@ -10,49 +10,6 @@ use serde_json::{json, Value};
 
 // Helpers ---------------------------------------------------------------------------------
 
-/// Starts a billing run over HTTP and waits until the executor the endpoint started has
-/// completed it (only that executor runs it, so nothing is still writing afterwards).
-async fn run_billing(t: &TestApp, as_of: &str, subscriber: Option<&str>) -> Value {
-    let mut body = json!({ "as_of": as_of });
-    if let Some(s) = subscriber {
-        body["subscriber_id"] = json!(s);
-    }
-    let r = t
-        .call(
-            "POST",
-            "/api/v1/billing-runs",
-            Some(Role::Billing),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    assert_eq!(r.body["as_of"], as_of);
-    let id = r.body["id"].as_str().unwrap().to_string();
-    wait_for_run(t, &id).await
-}
-
-async fn wait_for_run(t: &TestApp, id: &str) -> Value {
-    t.state
-        .billing_run_idle(lastmile_domain::ids::BillingRunId(id.parse().unwrap()))
-        .await;
-    let g = t
-        .call(
-            "GET",
-            &format!("/api/v1/billing-runs/{id}"),
-            Some(Role::Support),
-            None,
-        )
-        .await;
-    assert_eq!(g.status, StatusCode::OK, "{:?}", g.body);
-    assert_eq!(g.body["status"], "completed", "{:?}", g.body);
-    assert_eq!(g.body["errors"], json!([]), "{:?}", g.body);
-    g.body
-}
-
-fn set_clock(t: &TestApp, at: &str) {
-    t.clock.set(at.parse().unwrap());
-}
-
 /// Creates a subscriber with extra fields; returns (id, number).
 async fn subscriber_with(t: &TestApp, name: &str, extra: Value) -> (String, String) {
     let mut body = json!({ "name": name, "currency": "EUR" });
@@ -65,19 +22,6 @@ async fn subscriber_with(t: &TestApp, name: &str, extra: Value) -> (String, Stri
         r.body["id"].as_str().unwrap().to_string(),
         r.body["number"].as_str().unwrap().to_string(),
     )
-}
-
-/// An active service on `plan`, activated on 2026-03-01 (within the back-dating window of
-/// the test clock's start).
-async fn active_service(t: &TestApp, sub: &str, plan: &str, username: &str) -> String {
-    let svc = t.service(sub, plan, username).await;
-    t.act(
-        &svc,
-        "activate",
-        Some(json!({"effective_at": "2026-03-01T08:00:00Z"})),
-    )
-    .await;
-    svc
 }
 
 /// All invoices of a subscriber, oldest first, with lines.
@@ -145,15 +89,6 @@ async fn payments_of(t: &TestApp, sub: &str) -> Vec<Value> {
         &format!("/api/v1/payments?subscriber_id={sub}&limit=500"),
     )
     .await
-}
-
-async fn list_items(t: &TestApp, path: &str) -> Vec<Value> {
-    let r = t.admin("GET", path, None).await;
-    assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
-    match r.body.get("items") {
-        Some(items) => items.as_array().unwrap().clone(),
-        None => r.body.as_array().unwrap().clone(),
-    }
 }
 
 fn sum(items: &[Value], field: &str) -> i64 {
@@ -299,7 +234,7 @@ async fn ledger_stays_consistent_over_months_of_money(t: TestApp) {
     assert_eq!(l["entries"], json!([]));
 
     // March is invoiced.
-    let run = run_billing(&t, "2026-03-15", None).await;
+    let run = bill_over_http(&t, "2026-03-15", None).await;
     assert_eq!(run["invoices_created"], 1);
     let inv1 = live_invoice(&t, &sub, "2026-03-01").await;
     assert_eq!(inv1["number"], "INV-000001");
@@ -346,7 +281,7 @@ async fn ledger_stays_consistent_over_months_of_money(t: TestApp) {
 
     // April is invoiced; March is overdue now.
     set_clock(&t, "2026-04-01T09:00:00Z");
-    let run = run_billing(&t, "2026-04-01", None).await;
+    let run = bill_over_http(&t, "2026-04-01", None).await;
     assert_eq!(run["invoices_created"], 1);
     let inv2 = live_invoice(&t, &sub, "2026-04-01").await;
     assert_eq!(inv2["number"], "INV-000002");
@@ -383,7 +318,7 @@ async fn ledger_stays_consistent_over_months_of_money(t: TestApp) {
     let l = checked_ledger(&t, &sub).await;
     assert_eq!(money(&l), (2500, 2500, 0));
     t.clock.advance(jiff::SignedDuration::from_hours(1));
-    let run = run_billing(&t, "2026-04-01", None).await;
+    let run = bill_over_http(&t, "2026-04-01", None).await;
     assert_eq!(run["invoices_created"], 1);
     let inv3 = live_invoice(&t, &sub, "2026-04-01").await;
     assert_eq!(inv3["number"], "INV-000003");
@@ -427,7 +362,7 @@ async fn ledger_stays_consistent_over_months_of_money(t: TestApp) {
 
     // The credit pays May's invoice as it is issued.
     set_clock(&t, "2026-05-01T09:00:00Z");
-    let run = run_billing(&t, "2026-05-01", None).await;
+    let run = bill_over_http(&t, "2026-05-01", None).await;
     assert_eq!(run["invoices_created"], 1);
     let inv4 = live_invoice(&t, &sub, "2026-05-01").await;
     assert_eq!(inv4["number"], "INV-000004");
@@ -442,7 +377,7 @@ async fn ledger_stays_consistent_over_months_of_money(t: TestApp) {
 
     // June's invoice takes the rest of the credit and stays open for 4500.
     set_clock(&t, "2026-06-01T09:00:00Z");
-    let run = run_billing(&t, "2026-06-01", None).await;
+    let run = bill_over_http(&t, "2026-06-01", None).await;
     assert_eq!(run["invoices_created"], 1);
     let inv5 = live_invoice(&t, &sub, "2026-06-01").await;
     assert_eq!(inv5["number"], "INV-000005");
@@ -607,7 +542,7 @@ async fn money_validation_and_errors(t: TestApp) {
     let plan = t.plan("VAL-60", 6000).await;
     active_service(&t, &a, &plan, "val-a").await;
     active_service(&t, &b, &plan, "val-b").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let inv_a = id_of(&live_invoice(&t, &a, "2026-03-01").await);
     let inv_b = id_of(&live_invoice(&t, &b, "2026-03-01").await);
     let base = |extra: Value| {
@@ -1206,7 +1141,7 @@ async fn tax_zones_tax_invoice_lines(t: TestApp) {
     ] {
         active_service(&t, s, &plan, u).await;
     }
-    let run = run_billing(&t, "2026-03-15", None).await;
+    let run = bill_over_http(&t, "2026-03-15", None).await;
     assert_eq!(run["invoices_created"], 4);
 
     // Exclusive: 20 % on top.
@@ -1324,7 +1259,7 @@ async fn tax_zones_tax_invoice_lines(t: TestApp) {
         )
         .await;
     assert_eq!(fields(&r), ["taxes[0].rate"]);
-    run_billing(&t, "2026-04-01", Some(&excl)).await;
+    bill_over_http(&t, "2026-04-01", Some(&excl)).await;
     let april = live_invoice(&t, &excl, "2026-04-01").await;
     assert_eq!(april["tax_minor"], 600);
     assert_eq!(april["total_minor"], 6600);
@@ -1478,7 +1413,7 @@ async fn discounts_reduce_invoices_and_ending_them_corrects(t: TestApp) {
     assert_eq!(list.body.as_array().unwrap().len(), 1);
 
     // March: 6000 − 10 %.
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let march = live_invoice(&t, &sub, "2026-03-01").await;
     let disc: Vec<&Value> = march["lines"]
         .as_array()
@@ -1497,7 +1432,7 @@ async fn discounts_reduce_invoices_and_ending_them_corrects(t: TestApp) {
 
     // April, too.
     set_clock(&t, "2026-04-02T09:00:00Z");
-    run_billing(&t, "2026-04-02", None).await;
+    bill_over_http(&t, "2026-04-02", None).await;
     let april = live_invoice(&t, &sub, "2026-04-01").await;
     let mut a = amounts(&april);
     a.sort();
@@ -1537,7 +1472,7 @@ async fn discounts_reduce_invoices_and_ending_them_corrects(t: TestApp) {
     assert_eq!(list.body[0]["ends_on"], "2026-04-16");
 
     set_clock(&t, "2026-05-01T09:00:00Z");
-    run_billing(&t, "2026-05-01", None).await;
+    bill_over_http(&t, "2026-05-01", None).await;
     let may = live_invoice(&t, &sub, "2026-05-01").await;
     let lines = may["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 2, "{may:#}");
@@ -1569,7 +1504,7 @@ async fn invoice_html_is_escaped_and_complete(t: TestApp) {
     let (sub, number) = subscriber_with(&t, "<b>Tom & Jerry</b>", json!({})).await;
     let plan = t.plan("HTML-60", 6000).await;
     active_service(&t, &sub, &plan, "tom").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let inv = live_invoice(&t, &sub, "2026-03-01").await;
     let id = id_of(&inv);
     let r = get_html(&t, &id, Role::Support).await;
@@ -1628,7 +1563,7 @@ async fn voided_invoice_is_reversed_and_billed_again(t: TestApp) {
     let (sub, _) = subscriber_with(&t, "Vic Void", json!({})).await;
     let plan = t.plan("VOID-60", 6000).await;
     active_service(&t, &sub, &plan, "vic").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let first = live_invoice(&t, &sub, "2026-03-01").await;
     assert_eq!(first["status"], "issued");
     let first = id_of(&first);
@@ -1672,7 +1607,7 @@ async fn voided_invoice_is_reversed_and_billed_again(t: TestApp) {
     assert_eq!(entries[1]["balance_minor"], 0);
 
     // The period is billed again by the next run for the same date.
-    let run = run_billing(&t, "2026-03-15", None).await;
+    let run = bill_over_http(&t, "2026-03-15", None).await;
     assert_eq!(run["invoices_created"], 1);
     let all = invoices_of(&t, &sub).await;
     assert_eq!(all.len(), 2);
@@ -1694,7 +1629,7 @@ async fn voided_invoice_is_reversed_and_billed_again(t: TestApp) {
     assert_eq!(money(&l), (6000, 6000, 0));
     assert_eq!(l["entries"].as_array().unwrap().len(), 3);
     // Once more: nothing new.
-    let run = run_billing(&t, "2026-03-15", None).await;
+    let run = bill_over_http(&t, "2026-03-15", None).await;
     assert_eq!(run["invoices_created"], 0);
     assert_eq!(invoices_of(&t, &sub).await.len(), 2);
 }
@@ -1749,9 +1684,9 @@ async fn bank_statement_import_matches_and_never_records_twice(t: TestApp) {
     let plan = t.plan("IMP-60", 6000).await;
     active_service(&t, &a, &plan, "anna").await;
     active_service(&t, &b, &plan, "bert").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     set_clock(&t, "2026-04-01T09:00:00Z");
-    run_billing(&t, "2026-04-01", None).await;
+    bill_over_http(&t, "2026-04-01", None).await;
     let a_mar = live_invoice(&t, &a, "2026-03-01").await;
     let a_apr = live_invoice(&t, &a, "2026-04-01").await;
     let b_mar = live_invoice(&t, &b, "2026-03-01").await;
@@ -1929,7 +1864,7 @@ async fn concurrent_imports_of_one_file_record_each_row_once(t: TestApp) {
     let (sub, num) = subscriber_with(&t, "Rita Race", json!({})).await;
     let plan = t.plan("RACE-60", 6000).await;
     active_service(&t, &sub, &plan, "rita").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let mut csv = String::from("date,amount,reference\n");
     for i in 1..=20 {
         csv.push_str(&format!("2026-03-1{},{i}.00,payment {i} {num}\n", i % 5));
@@ -1976,7 +1911,7 @@ async fn concurrent_payments_on_one_account_all_count(t: TestApp) {
     let (sub, _) = subscriber_with(&t, "Busy Bo", json!({})).await;
     let plan = t.plan("BUSY-60", 6000).await;
     active_service(&t, &sub, &plan, "bo").await;
-    run_billing(&t, "2026-03-15", None).await;
+    bill_over_http(&t, "2026-03-15", None).await;
     let inv = id_of(&live_invoice(&t, &sub, "2026-03-01").await);
     let one = |i: i64| {
         let t = &t;
@@ -2067,12 +2002,12 @@ async fn billing_run_for_one_subscriber(t: TestApp) {
     assert!(invoices_of(&t, &other).await.is_empty());
 
     // Again for the same subscriber: nothing new.
-    let again = run_billing(&t, "2026-03-15", Some(&one)).await;
+    let again = bill_over_http(&t, "2026-03-15", Some(&one)).await;
     assert_ne!(again["id"], run["id"]);
     assert_eq!(again["invoices_created"], 0);
 
     // A full run bills the others.
-    let full = run_billing(&t, "2026-03-15", None).await;
+    let full = bill_over_http(&t, "2026-03-15", None).await;
     assert!(full["subscriber_id"].is_null());
     assert_eq!(full["invoices_created"], 1);
     assert_eq!(full["subscribers_processed"], 2);

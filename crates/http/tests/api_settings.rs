@@ -74,24 +74,7 @@ async fn settings_are_data(t: TestApp) {
     let plan = t.plan("SET-60", 6000).await;
     let svc = t.service(&sub, &plan, "sam").await;
     t.act(&svc, "activate", None).await;
-    let r = t
-        .call(
-            "POST",
-            "/api/v1/billing-runs",
-            Some(Role::Billing),
-            Some(json!({"as_of": "2026-03-15", "subscriber_id": sub})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_string();
-    t.state
-        .billing_run_idle(lastmile_domain::ids::BillingRunId(id.parse().unwrap()))
-        .await;
-    let run = t
-        .admin("GET", &format!("/api/v1/billing-runs/{id}"), None)
-        .await
-        .body;
-    assert_eq!(run["status"], "completed", "{run:?}");
+    bill_over_http(&t, "2026-03-15", Some(&sub)).await;
     let r = t
         .admin(
             "GET",

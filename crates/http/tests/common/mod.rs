@@ -267,3 +267,71 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Starts a billing run over HTTP (as the billing role) and waits for the background executor
+/// the endpoint started; returns the completed run, which must have no errors.
+pub async fn bill_over_http(t: &TestApp, as_of: &str, subscriber: Option<&str>) -> Value {
+    let mut body = json!({ "as_of": as_of });
+    if let Some(s) = subscriber {
+        body["subscriber_id"] = json!(s);
+    }
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/billing-runs",
+            Some(Role::Billing),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["as_of"], as_of);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    wait_for_run(t, &id).await
+}
+
+/// Waits until the background executor of run `id` stops; returns the run, which must have
+/// completed without errors.
+pub async fn wait_for_run(t: &TestApp, id: &str) -> Value {
+    t.state
+        .billing_run_idle(lastmile_domain::ids::BillingRunId(id.parse().unwrap()))
+        .await;
+    let g = t
+        .call(
+            "GET",
+            &format!("/api/v1/billing-runs/{id}"),
+            Some(Role::Support),
+            None,
+        )
+        .await;
+    assert_eq!(g.status, StatusCode::OK, "{:?}", g.body);
+    assert_eq!(g.body["status"], "completed", "{:?}", g.body);
+    assert_eq!(g.body["errors"], json!([]), "{:?}", g.body);
+    g.body
+}
+
+pub fn set_clock(t: &TestApp, at: &str) {
+    t.clock.set(at.parse().unwrap());
+}
+
+/// An active service on `plan`, activated on 2026-03-01 (within the back-dating window of
+/// the test clock's start).
+pub async fn active_service(t: &TestApp, sub: &str, plan: &str, username: &str) -> String {
+    let svc = t.service(sub, plan, username).await;
+    t.act(
+        &svc,
+        "activate",
+        Some(json!({"effective_at": "2026-03-01T08:00:00Z"})),
+    )
+    .await;
+    svc
+}
+
+/// The items of a list endpoint (paged `{"items": …}` or a plain array).
+pub async fn list_items(t: &TestApp, path: &str) -> Vec<Value> {
+    let r = t.admin("GET", path, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
+    match r.body.get("items") {
+        Some(items) => items.as_array().unwrap().clone(),
+        None => r.body.as_array().unwrap().clone(),
+    }
+}
