@@ -269,7 +269,7 @@ pub async fn insert_billing_run(s: &PgStore, run: &BillingRun) -> Result<()> {
     .bind(run.cursor.map(|c| c.0))
     .bind(run.subscribers_processed)
     .bind(run.invoices_created)
-    .bind(to_json(&run.errors))
+    .bind(to_json(&run.errors)?)
     .bind(run.subscriber_id.map(|s| s.0))
     .execute(&s.pool)
     .await
@@ -407,7 +407,7 @@ async fn write_batch<'a>(
     .bind(b.cursor.0)
     .bind(b.subscribers)
     .bind(count)
-    .bind(to_json(&b.errors))
+    .bind(to_json(&b.errors)?)
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
@@ -640,7 +640,7 @@ async fn insert_lines(tx: &mut PgConnection, invs: &[&NewInvoice]) -> Result<()>
         if l.taxes.is_empty() {
             rows.null();
         } else {
-            rows.jsonb(&to_json(&l.taxes).to_string())?;
+            rows.jsonb(&to_json(&l.taxes)?.to_string())?;
         }
     }
     copy_in(

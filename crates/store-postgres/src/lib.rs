@@ -40,7 +40,7 @@ use lastmile_store::rows::{self, micros, to_json, RowGet};
 use lastmile_store::*;
 use row::{db_err, Row};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -90,7 +90,41 @@ impl PgStore {
     }
 }
 
+/// Inserts an audit event, and marks the idempotency key of the request in progress as
+/// committed in the same transaction (`rows::idempotency_mark`). Every business write goes
+/// through here.
 pub(crate) async fn insert_audit(c: &mut PgConnection, a: &AuditEvent) -> Result<()> {
+    insert_audit_row(c, a).await?;
+    mark_idempotency(c, a, None).await
+}
+
+/// Records on the current idempotent request's key what this transaction commits; fails the
+/// transaction if a retry took the reservation over. The update locks the key until the
+/// business transaction ends, so a concurrent `begin_idempotency` sees it committed or not.
+async fn mark_idempotency(
+    c: &mut PgConnection,
+    a: &AuditEvent,
+    change: Option<&ServiceChange>,
+) -> Result<()> {
+    let Some((req, commit)) = rows::idempotency_mark(a, change)? else {
+        return Ok(());
+    };
+    let done = sqlx::query(rows::IDEMPOTENCY_MARK)
+        .bind(&req.scope)
+        .bind(&req.key)
+        .bind(&req.owner)
+        .bind(commit)
+        .execute(c)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(rows::idempotency_mark_lost())
+    }
+}
+
+async fn insert_audit_row(c: &mut PgConnection, a: &AuditEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, actor_id, actor_name, subscriber_id, entity_type,
              entity_id, action, before, after, reason)
@@ -151,14 +185,14 @@ async fn insert_plan_version(c: &mut PgConnection, v: &PlanVersion) -> Result<()
     .bind(i64::from(v.version))
     .bind(i64::from(t.download_kbps))
     .bind(i64::from(t.upload_kbps))
-    .bind(t.burst.as_ref().map(to_json))
+    .bind(t.burst.as_ref().map(to_json).transpose()?)
     .bind(t.price_minor)
     .bind(t.currency.as_str())
     .bind(t.billing_interval.as_str())
     .bind(t.setup_fee_minor)
     .bind(t.data_cap_bytes)
-    .bind(to_json(&t.cap_policy))
-    .bind(t.free_window.as_ref().map(to_json))
+    .bind(to_json(&t.cap_policy)?)
+    .bind(t.free_window.as_ref().map(to_json).transpose()?)
     .bind(i64::from(t.contract_months))
     .bind(t.early_termination_fee_minor)
     .bind(&t.tax_class)
@@ -214,7 +248,8 @@ pub(crate) async fn write_service_change(c_: &mut PgConnection, c: &ServiceChang
     .execute(&mut *c_)
     .await
     .map_err(db_err)?;
-    insert_audit(c_, &c.audit).await?;
+    insert_audit_row(c_, &c.audit).await?;
+    mark_idempotency(c_, &c.audit, Some(c)).await?;
     for j in &c.jobs {
         insert_job(c_, j).await?;
     }
@@ -362,12 +397,12 @@ impl Store for PgStore {
         .bind(&s.name)
         .bind(&s.email)
         .bind(&s.phone)
-        .bind(to_json(&s.billing_address))
+        .bind(to_json(&s.billing_address)?)
         .bind(s.currency.as_str())
         .bind(&s.tax_zone)
         .bind(i64::from(s.billing_day.get()))
         .bind(s.status.as_str())
-        .bind(to_json(&s.custom_fields))
+        .bind(to_json(&s.custom_fields)?)
         .bind(micros(s.created_at))
         .bind(micros(s.updated_at))
         .bind(s.revision)
@@ -398,12 +433,12 @@ impl Store for PgStore {
         .bind(&s.name)
         .bind(&s.email)
         .bind(&s.phone)
-        .bind(to_json(&s.billing_address))
+        .bind(to_json(&s.billing_address)?)
         .bind(s.currency.as_str())
         .bind(&s.tax_zone)
         .bind(i64::from(s.billing_day.get()))
         .bind(s.status.as_str())
-        .bind(to_json(&s.custom_fields))
+        .bind(to_json(&s.custom_fields)?)
         .bind(micros(s.updated_at))
         .bind(s.revision)
         .bind(expected_revision)
@@ -657,7 +692,7 @@ impl Store for PgStore {
         .bind(s.plan_version_id.0)
         .bind(s.status.as_str())
         .bind(s.suspension_cause.map(|c| c.as_str()))
-        .bind(to_json(&s.service_address))
+        .bind(to_json(&s.service_address)?)
         .bind(s.access_kind.as_str())
         .bind(&s.username)
         .bind(&s.password_ciphertext)
@@ -1053,32 +1088,37 @@ impl Store for PgStore {
         key: &str,
         request_hash: &str,
         now: Timestamp,
+        lease_until: Timestamp,
     ) -> Result<IdempotencyBegin> {
+        let owner = rows::idempotency_owner();
         let mut tx = self.begin().await?;
         for _ in 0..IDEMPOTENCY_RETRIES {
             // Concurrent first uses of a key: one insert wins, the others wait for it to
             // commit and then do nothing.
             let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)
-                 VALUES ($1, $2, $3, $4)
+                "INSERT INTO idempotency_keys (scope, key, request_hash, created_at, owner,
+                     lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (scope, key) DO NOTHING",
             )
             .bind(scope)
             .bind(key)
             .bind(request_hash)
             .bind(micros(now))
+            .bind(&owner)
+            .bind(micros(lease_until))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
             if inserted.rows_affected() == 1 {
                 tx.commit().await.map_err(db_err)?;
-                return Ok(IdempotencyBegin::Reserved);
+                return Ok(IdempotencyBegin::Reserved { owner });
             }
-            let existing = sqlx::query(
-                "SELECT request_hash, status_code, response_body, created_at
-                 FROM idempotency_keys WHERE scope = $1 AND key = $2
-                 FOR UPDATE",
-            )
+            // The lock waits for a business transaction marking the key to end.
+            let existing = sqlx::query(AssertSqlSafe(format!(
+                "{} FOR UPDATE",
+                rows::IDEMPOTENCY_SELECT
+            )))
             .bind(scope)
             .bind(key)
             .fetch_optional(&mut *tx)
@@ -1086,22 +1126,43 @@ impl Store for PgStore {
             .map_err(db_err)?;
             // Abandoned between the insert and the lock: try again.
             let Some(r) = existing else { continue };
-            let outcome = if rows::idempotency_expired(&Row(&r), now)? {
-                sqlx::query(
-                    "UPDATE idempotency_keys SET request_hash = $3, status_code = NULL,
-                         response_body = NULL, created_at = $4
-                     WHERE scope = $1 AND key = $2",
-                )
-                .bind(scope)
-                .bind(key)
-                .bind(request_hash)
-                .bind(micros(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                IdempotencyBegin::Reserved
-            } else {
-                rows::idempotency_outcome(&Row(&r), request_hash)?
+            let outcome = match rows::idempotency_step(&Row(&r), request_hash, now)? {
+                rows::IdempotencyStep::Answer(a) => a,
+                rows::IdempotencyStep::Fresh => {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET request_hash = $3, status_code = NULL,
+                             response_body = NULL, created_at = $4, owner = $5,
+                             lease_until = $6, committed = NULL
+                         WHERE scope = $1 AND key = $2",
+                    )
+                    .bind(scope)
+                    .bind(key)
+                    .bind(request_hash)
+                    .bind(micros(now))
+                    .bind(&owner)
+                    .bind(micros(lease_until))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    IdempotencyBegin::Reserved { owner }
+                }
+                rows::IdempotencyStep::TakeOver {
+                    owner: old_owner,
+                    lease_until: old_lease,
+                    commit,
+                } => {
+                    let done = sqlx::query(rows::IDEMPOTENCY_TAKE_OVER)
+                        .bind(scope)
+                        .bind(key)
+                        .bind(&owner)
+                        .bind(micros(lease_until))
+                        .bind(&old_owner)
+                        .bind(old_lease)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    rows::idempotency_taken_over(done.rows_affected(), owner, commit)
+                }
             };
             tx.commit().await.map_err(db_err)?;
             return Ok(outcome);
@@ -1115,31 +1176,44 @@ impl Store for PgStore {
         &self,
         scope: &str,
         key: &str,
+        owner: &str,
         resp: &StoredResponse,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status_code = $3, response_body = $4
-             WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(i64::from(resp.status))
-        .bind(&resp.body)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+    ) -> Result<bool> {
+        let done = sqlx::query(rows::IDEMPOTENCY_FINISH)
+            .bind(scope)
+            .bind(key)
+            .bind(owner)
+            .bind(i64::from(resp.status))
+            .bind(&resp.body)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
-    async fn abandon_idempotency(&self, scope: &str, key: &str) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL",
-        )
-        .bind(scope)
-        .bind(key)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+    async fn abandon_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(rows::IDEMPOTENCY_FORGET)
+            .bind(scope)
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(rows::IDEMPOTENCY_RELEASE)
+            .bind(scope)
+            .bind(key)
+            .bind(owner)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 }

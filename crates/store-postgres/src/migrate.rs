@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "settings",
         include_str!("../migrations/0004_settings.sql"),
     ),
+    (
+        5,
+        "idempotency",
+        include_str!("../migrations/0005_idempotency.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

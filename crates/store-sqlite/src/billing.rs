@@ -240,7 +240,7 @@ pub async fn insert_billing_run(s: &SqliteStore, run: &BillingRun) -> Result<()>
     .bind(run.cursor.map(|c| id(c.0)))
     .bind(run.subscribers_processed)
     .bind(run.invoices_created)
-    .bind(rows::to_json(&run.errors).to_string())
+    .bind(rows::to_json(&run.errors)?.to_string())
     .bind(run.subscriber_id.map(|s| id(s.0)))
     .execute(&mut *tx)
     .await
@@ -345,12 +345,20 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
     }
     let lines: Vec<_> = fresh.iter().flat_map(|i| i.lines.iter()).collect();
     for chunk in lines.chunks(CHUNK) {
+        let taxes = chunk
+            .iter()
+            .map(|l| {
+                (!l.taxes.is_empty())
+                    .then(|| rows::to_json(&l.taxes).map(|t| t.to_string()))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO invoice_lines (id, invoice_id, subscriber_id, position, description,
                  service_id, charge_kind, charge_period_start, plan_version_id, correction, days,
                  period_days, amount_minor, tax_minor, taxes) ",
         );
-        q.push_values(chunk, |mut v, l| {
+        q.push_values(chunk.iter().zip(taxes), |mut v, (l, taxes)| {
             v.push_bind(id(l.id.0))
                 .push_bind(id(l.invoice_id.0))
                 .push_bind(id(l.subscriber_id.0))
@@ -365,7 +373,7 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
                 .push_bind(l.period_days)
                 .push_bind(l.amount_minor)
                 .push_bind(l.tax_minor)
-                .push_bind((!l.taxes.is_empty()).then(|| rows::to_json(&l.taxes).to_string()));
+                .push_bind(taxes);
         });
         q.build().execute(&mut *tx).await.map_err(db_err)?;
     }
@@ -396,7 +404,7 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
         .bind(id(b.cursor.0))
         .bind(b.subscribers)
         .bind(fresh.len() as i64)
-        .bind(rows::to_json(&errors).to_string())
+        .bind(rows::to_json(&errors)?.to_string())
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;

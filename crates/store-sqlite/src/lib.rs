@@ -116,7 +116,40 @@ impl SqliteStore {
     }
 }
 
+/// Inserts an audit event, and marks the idempotency key of the request in progress as
+/// committed in the same transaction (`rows::idempotency_mark`). Every business write goes
+/// through here.
 pub(crate) async fn insert_audit(c: &mut SqliteConnection, a: &AuditEvent) -> Result<()> {
+    insert_audit_row(c, a).await?;
+    mark_idempotency(c, a, None).await
+}
+
+/// Records on the current idempotent request's key what this transaction commits; fails the
+/// transaction if a retry took the reservation over.
+async fn mark_idempotency(
+    c: &mut SqliteConnection,
+    a: &AuditEvent,
+    change: Option<&ServiceChange>,
+) -> Result<()> {
+    let Some((req, commit)) = rows::idempotency_mark(a, change)? else {
+        return Ok(());
+    };
+    let done = sqlx::query(rows::IDEMPOTENCY_MARK)
+        .bind(&req.scope)
+        .bind(&req.key)
+        .bind(&req.owner)
+        .bind(json_text(&commit))
+        .execute(c)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(rows::idempotency_mark_lost())
+    }
+}
+
+async fn insert_audit_row(c: &mut SqliteConnection, a: &AuditEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, actor_id, actor_name, subscriber_id, entity_type,
              entity_id, action, before, after, reason)
@@ -177,14 +210,28 @@ async fn insert_plan_version(c: &mut SqliteConnection, v: &PlanVersion) -> Resul
     .bind(v.version)
     .bind(i64::from(t.download_kbps))
     .bind(i64::from(t.upload_kbps))
-    .bind(t.burst.as_ref().map(|b| json_text(&to_json(b))))
+    .bind(
+        t.burst
+            .as_ref()
+            .map(to_json)
+            .transpose()?
+            .as_ref()
+            .map(json_text),
+    )
     .bind(t.price_minor)
     .bind(t.currency.as_str())
     .bind(t.billing_interval.as_str())
     .bind(t.setup_fee_minor)
     .bind(t.data_cap_bytes)
-    .bind(json_text(&to_json(&t.cap_policy)))
-    .bind(t.free_window.as_ref().map(|w| json_text(&to_json(w))))
+    .bind(json_text(&to_json(&t.cap_policy)?))
+    .bind(
+        t.free_window
+            .as_ref()
+            .map(to_json)
+            .transpose()?
+            .as_ref()
+            .map(json_text),
+    )
     .bind(i64::from(t.contract_months))
     .bind(t.early_termination_fee_minor)
     .bind(&t.tax_class)
@@ -241,7 +288,8 @@ pub(crate) async fn write_service_change(
     .execute(&mut *c_)
     .await
     .map_err(db_err)?;
-    insert_audit(c_, &c.audit).await?;
+    insert_audit_row(c_, &c.audit).await?;
+    mark_idempotency(c_, &c.audit, Some(c)).await?;
     for j in &c.jobs {
         insert_job(c_, j).await?;
     }
@@ -391,12 +439,12 @@ impl Store for SqliteStore {
         .bind(&s.name)
         .bind(&s.email)
         .bind(&s.phone)
-        .bind(json_text(&to_json(&s.billing_address)))
+        .bind(json_text(&to_json(&s.billing_address)?))
         .bind(s.currency.as_str())
         .bind(&s.tax_zone)
         .bind(i64::from(s.billing_day.get()))
         .bind(s.status.as_str())
-        .bind(json_text(&to_json(&s.custom_fields)))
+        .bind(json_text(&to_json(&s.custom_fields)?))
         .bind(micros(s.created_at))
         .bind(micros(s.updated_at))
         .bind(s.revision)
@@ -427,12 +475,12 @@ impl Store for SqliteStore {
         .bind(&s.name)
         .bind(&s.email)
         .bind(&s.phone)
-        .bind(json_text(&to_json(&s.billing_address)))
+        .bind(json_text(&to_json(&s.billing_address)?))
         .bind(s.currency.as_str())
         .bind(&s.tax_zone)
         .bind(i64::from(s.billing_day.get()))
         .bind(s.status.as_str())
-        .bind(json_text(&to_json(&s.custom_fields)))
+        .bind(json_text(&to_json(&s.custom_fields)?))
         .bind(micros(s.updated_at))
         .bind(s.revision)
         .bind(expected_revision)
@@ -683,7 +731,7 @@ impl Store for SqliteStore {
         .bind(id(s.plan_version_id.0))
         .bind(s.status.as_str())
         .bind(s.suspension_cause.map(|c| c.as_str()))
-        .bind(json_text(&to_json(&s.service_address)))
+        .bind(json_text(&to_json(&s.service_address)?))
         .bind(s.access_kind.as_str())
         .bind(&s.username)
         .bind(&s.password_ciphertext)
@@ -1086,36 +1134,59 @@ impl Store for SqliteStore {
         key: &str,
         request_hash: &str,
         now: Timestamp,
+        lease_until: Timestamp,
     ) -> Result<IdempotencyBegin> {
+        // One writer: the read and the write below cannot interleave with another begin.
         let mut tx = self.begin().await?;
-        let existing = sqlx::query(
-            "SELECT request_hash, status_code, response_body, created_at
-             FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let outcome = match existing {
-            Some(r) if !rows::idempotency_expired(&Row(&r), now)? => {
-                rows::idempotency_outcome(&Row(&r), request_hash)?
-            }
-            _ => {
+        let existing = sqlx::query(rows::IDEMPOTENCY_SELECT)
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let step = match existing {
+            Some(r) => rows::idempotency_step(&Row(&r), request_hash, now)?,
+            None => rows::IdempotencyStep::Fresh,
+        };
+        let owner = rows::idempotency_owner();
+        let outcome = match step {
+            rows::IdempotencyStep::Answer(a) => a,
+            rows::IdempotencyStep::Fresh => {
                 sqlx::query(
-                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at)
-                     VALUES ($1, $2, $3, $4)
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at, owner,
+                         lease_until)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (scope, key) DO UPDATE SET request_hash = $3,
-                         status_code = NULL, response_body = NULL, created_at = $4",
+                         status_code = NULL, response_body = NULL, created_at = $4, owner = $5,
+                         lease_until = $6, committed = NULL",
                 )
                 .bind(scope)
                 .bind(key)
                 .bind(request_hash)
                 .bind(micros(now))
+                .bind(&owner)
+                .bind(micros(lease_until))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-                IdempotencyBegin::Reserved
+                IdempotencyBegin::Reserved { owner }
+            }
+            rows::IdempotencyStep::TakeOver {
+                owner: old_owner,
+                lease_until: old_lease,
+                commit,
+            } => {
+                let done = sqlx::query(rows::IDEMPOTENCY_TAKE_OVER)
+                    .bind(scope)
+                    .bind(key)
+                    .bind(&owner)
+                    .bind(micros(lease_until))
+                    .bind(&old_owner)
+                    .bind(old_lease)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                rows::idempotency_taken_over(done.rows_affected(), owner, commit)
             }
         };
         tx.commit().await.map_err(db_err)?;
@@ -1126,33 +1197,46 @@ impl Store for SqliteStore {
         &self,
         scope: &str,
         key: &str,
+        owner: &str,
         resp: &StoredResponse,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE idempotency_keys SET status_code = $3, response_body = $4
-             WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(i64::from(resp.status))
-        .bind(&resp.body)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        let done = sqlx::query(rows::IDEMPOTENCY_FINISH)
+            .bind(scope)
+            .bind(key)
+            .bind(owner)
+            .bind(i64::from(resp.status))
+            .bind(&resp.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
-    async fn abandon_idempotency(&self, scope: &str, key: &str) -> Result<()> {
+    async fn abandon_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL",
-        )
-        .bind(scope)
-        .bind(key)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        sqlx::query(rows::IDEMPOTENCY_FORGET)
+            .bind(scope)
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(rows::IDEMPOTENCY_RELEASE)
+            .bind(scope)
+            .bind(key)
+            .bind(owner)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 }

@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "settings",
         include_str!("../migrations/0004_settings.sql"),
     ),
+    (
+        5,
+        "idempotency",
+        include_str!("../migrations/0005_idempotency.sql"),
+    ),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<()> {

@@ -118,6 +118,9 @@ macro_rules! conformance_suite {
             idempotency_abandon,
             idempotency_expiry,
             idempotency_concurrent_begin,
+            idempotency_takeover_after_lease_expiry,
+            idempotency_commit_marked_with_the_business_write,
+            idempotency_concurrent_takeover_once,
             next_counter_increments_per_name,
             operator_tokens,
             billing_plan_catalog,
@@ -2863,64 +2866,116 @@ fn response(status: u16) -> StoredResponse {
     }
 }
 
+/// `begin_idempotency` at `at` with the standard lease.
+async fn begin_at(
+    store: &dyn Store,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    at: Timestamp,
+) -> IdempotencyBegin {
+    store
+        .begin_idempotency(scope, key, hash, at, at + IDEMPOTENCY_LEASE)
+        .await
+        .expect("begin_idempotency")
+}
+
+/// The owner of a reservation `begin` must have made.
+fn reserved(b: IdempotencyBegin) -> String {
+    match b {
+        IdempotencyBegin::Reserved { owner } => owner,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+/// The lease in whole seconds.
+fn lease_secs() -> i64 {
+    IDEMPOTENCY_LEASE.as_secs()
+}
+
+/// Runs `f` as the idempotent request (`scope`, `key`, `owner`) whose response is about
+/// `entity_type`.
+async fn as_request<T>(
+    scope: &str,
+    key: &str,
+    owner: &str,
+    entity_type: Option<&str>,
+    f: impl std::future::Future<Output = T>,
+) -> T {
+    IDEMPOTENT_REQUEST
+        .scope(
+            IdempotentRequest {
+                scope: scope.into(),
+                key: key.into(),
+                owner: owner.into(),
+                entity_type: entity_type.map(str::to_string),
+            },
+            f,
+        )
+        .await
+}
+
 pub async fn idempotency_lifecycle(store: Arc<dyn Store>) {
     let store = &*store;
     let scope = format!("conformance-{}", tag());
     let other_scope = format!("{scope}-other");
-    let begin = |scope: &str, key: &str, hash: &str, at| {
-        let (scope, key, hash) = (scope.to_string(), key.to_string(), hash.to_string());
-        async move {
-            store
-                .begin_idempotency(&scope, &key, &hash, at)
-                .await
-                .unwrap()
-        }
-    };
+    let k1 = reserved(begin_at(store, &scope, "k1", "h1", t(0)).await);
     assert_eq!(
-        begin(&scope, "k1", "h1", t(0)).await,
-        IdempotencyBegin::Reserved
-    );
-    assert_eq!(
-        begin(&scope, "k1", "h1", t(1)).await,
+        begin_at(store, &scope, "k1", "h1", t(1)).await,
         IdempotencyBegin::InProgress
     );
     assert_eq!(
-        begin(&scope, "k1", "h2", t(1)).await,
+        begin_at(store, &scope, "k1", "h2", t(1)).await,
         IdempotencyBegin::Mismatch
     );
     // Keys are per scope.
-    assert_eq!(
-        begin(&other_scope, "k1", "h1", t(1)).await,
-        IdempotencyBegin::Reserved
-    );
-    assert_eq!(
-        begin(&scope, "k2", "h1", t(1)).await,
-        IdempotencyBegin::Reserved
+    let other = reserved(begin_at(store, &other_scope, "k1", "h1", t(1)).await);
+    let k2 = reserved(begin_at(store, &scope, "k2", "h1", t(1)).await);
+    assert!(
+        k1 != other && k1 != k2,
+        "every reservation has its own owner"
     );
 
     let resp = response(201);
-    store.finish_idempotency(&scope, "k1", &resp).await.unwrap();
+    // Only the owner stores the response.
+    assert!(!store
+        .finish_idempotency(&scope, "k1", &k2, &resp)
+        .await
+        .unwrap());
+    assert!(store
+        .finish_idempotency(&scope, "k1", &k1, &resp)
+        .await
+        .unwrap());
     assert_eq!(
-        begin(&scope, "k1", "h1", t(2)).await,
+        begin_at(store, &scope, "k1", "h1", t(2)).await,
+        IdempotencyBegin::Replay(resp.clone())
+    );
+    // Replayed long after the lease, too.
+    assert_eq!(
+        begin_at(store, &scope, "k1", "h1", t(3 * lease_secs())).await,
         IdempotencyBegin::Replay(resp.clone())
     );
     assert_eq!(
-        begin(&scope, "k1", "h1", t(3)).await,
-        IdempotencyBegin::Replay(resp.clone())
-    );
-    assert_eq!(
-        begin(&scope, "k1", "h2", t(3)).await,
+        begin_at(store, &scope, "k1", "h2", t(3)).await,
         IdempotencyBegin::Mismatch
     );
+    // A stored response is never overwritten.
+    assert!(!store
+        .finish_idempotency(&scope, "k1", &k1, &response(500))
+        .await
+        .unwrap());
     // The other scope's key is still in progress.
     assert_eq!(
-        begin(&other_scope, "k1", "h1", t(3)).await,
+        begin_at(store, &other_scope, "k1", "h1", t(3)).await,
         IdempotencyBegin::InProgress
     );
     // Abandoning a finished key does not forget its response.
-    store.abandon_idempotency(&scope, "k1").await.unwrap();
+    store
+        .abandon_idempotency(&scope, "k1", &k1, t(4))
+        .await
+        .unwrap();
     assert_eq!(
-        begin(&scope, "k1", "h1", t(4)).await,
+        begin_at(store, &scope, "k1", "h1", t(4)).await,
         IdempotencyBegin::Replay(resp)
     );
     // An empty body is kept as such.
@@ -2928,12 +2983,12 @@ pub async fn idempotency_lifecycle(store: Arc<dyn Store>) {
         status: 204,
         body: vec![],
     };
-    store
-        .finish_idempotency(&scope, "k2", &empty)
+    assert!(store
+        .finish_idempotency(&scope, "k2", &k2, &empty)
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(
-        begin(&scope, "k2", "h1", t(5)).await,
+        begin_at(store, &scope, "k2", "h1", t(5)).await,
         IdempotencyBegin::Replay(empty)
     );
 }
@@ -2941,51 +2996,48 @@ pub async fn idempotency_lifecycle(store: Arc<dyn Store>) {
 pub async fn idempotency_abandon(store: Arc<dyn Store>) {
     let store = &*store;
     let scope = format!("conformance-{}", tag());
-    let r = store
-        .begin_idempotency(&scope, "k", "h1", t(0))
+    let owner = reserved(begin_at(store, &scope, "k", "h1", t(0)).await);
+    // Only the owner releases it.
+    store
+        .abandon_idempotency(&scope, "k", "someone-else", t(0))
         .await
         .unwrap();
-    assert_eq!(r, IdempotencyBegin::Reserved);
-    store.abandon_idempotency(&scope, "k").await.unwrap();
+    assert_eq!(
+        begin_at(store, &scope, "k", "h1", t(1)).await,
+        IdempotencyBegin::InProgress
+    );
+    store
+        .abandon_idempotency(&scope, "k", &owner, t(1))
+        .await
+        .unwrap();
     // The retry may even be a different request now.
-    let r = store
-        .begin_idempotency(&scope, "k", "h2", t(1))
-        .await
-        .unwrap();
-    assert_eq!(r, IdempotencyBegin::Reserved);
-    let r = store
-        .begin_idempotency(&scope, "k", "h2", t(2))
-        .await
-        .unwrap();
-    assert_eq!(r, IdempotencyBegin::InProgress);
-    let r = store
-        .begin_idempotency(&scope, "k", "h1", t(2))
-        .await
-        .unwrap();
-    assert_eq!(r, IdempotencyBegin::Mismatch);
+    reserved(begin_at(store, &scope, "k", "h2", t(1)).await);
+    assert_eq!(
+        begin_at(store, &scope, "k", "h2", t(2)).await,
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        begin_at(store, &scope, "k", "h1", t(2)).await,
+        IdempotencyBegin::Mismatch
+    );
     // Abandoning an unknown key is harmless.
-    store.abandon_idempotency(&scope, "nope").await.unwrap();
+    store
+        .abandon_idempotency(&scope, "nope", &owner, t(2))
+        .await
+        .unwrap();
 }
 
 pub async fn idempotency_expiry(store: Arc<dyn Store>) {
     let store = &*store;
     let scope = format!("conformance-{}", tag());
     let day = 24 * 3600;
-    let begin = |key: &'static str, hash: &'static str, at| {
-        let scope = scope.clone();
-        async move {
-            store
-                .begin_idempotency(&scope, key, hash, at)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(begin("done", "h1", t(0)).await, IdempotencyBegin::Reserved);
+    let begin = |key: &'static str, hash: &'static str, at| begin_at(store, &scope, key, hash, at);
+    let owner = reserved(begin("done", "h1", t(0)).await);
     let resp = response(200);
-    store
-        .finish_idempotency(&scope, "done", &resp)
+    assert!(store
+        .finish_idempotency(&scope, "done", &owner, &resp)
         .await
-        .unwrap();
+        .unwrap());
     // Remembered for a day…
     assert_eq!(
         begin("done", "h1", t(day - 1)).await,
@@ -2996,10 +3048,7 @@ pub async fn idempotency_expiry(store: Arc<dyn Store>) {
         IdempotencyBegin::Mismatch
     );
     // … then the key is free again, for any request, and the new reservation counts.
-    assert_eq!(
-        begin("done", "h2", t(day + 1)).await,
-        IdempotencyBegin::Reserved
-    );
+    reserved(begin("done", "h2", t(day + 1)).await);
     assert_eq!(
         begin("done", "h2", t(day + 2)).await,
         IdempotencyBegin::InProgress
@@ -3008,16 +3057,255 @@ pub async fn idempotency_expiry(store: Arc<dyn Store>) {
         begin("done", "h1", t(day + 2)).await,
         IdempotencyBegin::Mismatch
     );
+}
 
-    // A reservation whose request never finished expires too.
-    assert_eq!(begin("stuck", "h1", t(0)).await, IdempotencyBegin::Reserved);
+/// A reservation whose lease passed without a response and without a commit belongs to a
+/// dead request: a retry takes it over and runs; while the lease is live, nobody does.
+pub async fn idempotency_takeover_after_lease_expiry(store: Arc<dyn Store>) {
+    let store = &*store;
+    let scope = format!("conformance-{}", tag());
+    let lease = lease_secs();
+    let first = reserved(begin_at(store, &scope, "k", "h", t(0)).await);
+    // Live until the lease ends: no takeover, however often it is retried.
+    for at in [1, lease / 2, lease - 1] {
+        assert_eq!(
+            begin_at(store, &scope, "k", "h", t(at)).await,
+            IdempotencyBegin::InProgress,
+            "{at} s after the reservation"
+        );
+    }
+    // Another request under the key is still refused.
     assert_eq!(
-        begin("stuck", "h1", t(day - 1)).await,
+        begin_at(store, &scope, "k", "other", t(lease + 1)).await,
+        IdempotencyBegin::Mismatch
+    );
+    // The lease has passed: the retry takes it over, with a lease of its own.
+    let second = reserved(begin_at(store, &scope, "k", "h", t(lease)).await);
+    assert_ne!(first, second);
+    assert_eq!(
+        begin_at(store, &scope, "k", "h", t(2 * lease - 1)).await,
         IdempotencyBegin::InProgress
     );
+    // The dead request can no longer store a response or release the key.
+    assert!(!store
+        .finish_idempotency(&scope, "k", &first, &response(201))
+        .await
+        .unwrap());
+    store
+        .abandon_idempotency(&scope, "k", &first, t(lease + 1))
+        .await
+        .unwrap();
     assert_eq!(
-        begin("stuck", "h1", t(day + 3600)).await,
-        IdempotencyBegin::Reserved
+        begin_at(store, &scope, "k", "h", t(lease + 2)).await,
+        IdempotencyBegin::InProgress
+    );
+    // Nor can it commit a business write under the key: its transaction fails, writes nothing.
+    let late = named("Late Writer");
+    let r = as_request(&scope, "k", &first, Some("subscriber"), async {
+        store
+            .insert_subscriber(
+                &late,
+                &audit_of(
+                    t(lease + 3),
+                    Some(late.id),
+                    "subscriber",
+                    late.id,
+                    "subscriber.create",
+                    &late,
+                ),
+            )
+            .await
+    })
+    .await;
+    expect_stale(r, "idempotency key");
+    assert_eq!(store.get_subscriber(late.id).await.unwrap(), None);
+    // The new owner finishes it.
+    let resp = response(201);
+    assert!(store
+        .finish_idempotency(&scope, "k", &second, &resp)
+        .await
+        .unwrap());
+    assert_eq!(
+        begin_at(store, &scope, "k", "h", t(3 * lease)).await,
+        IdempotencyBegin::Replay(resp)
+    );
+}
+
+/// The business transaction marks the key committed, in the same transaction: a write that
+/// fails or rolls back leaves it uncommitted (a retry runs), one that commits leaves what it
+/// committed (a retry recovers the response and runs nothing).
+pub async fn idempotency_commit_marked_with_the_business_write(store: Arc<dyn Store>) {
+    let store = &*store;
+    let scope = format!("conformance-{}", tag());
+    let lease = lease_secs();
+    let after_lease = t(lease);
+
+    // A subscriber insert that fails (its number is taken) marks nothing.
+    let taken = named("Taken Number");
+    add_subscriber(store, &taken).await;
+    let owner = reserved(begin_at(store, &scope, "dup", "h", t(0)).await);
+    let mut dup = named("Duplicate");
+    dup.number = taken.number.clone();
+    let r = as_request(&scope, "dup", &owner, Some("subscriber"), async {
+        store
+            .insert_subscriber(
+                &dup,
+                &audit_of(
+                    t(1),
+                    Some(dup.id),
+                    "subscriber",
+                    dup.id,
+                    "subscriber.create",
+                    &dup,
+                ),
+            )
+            .await
+    })
+    .await;
+    expect_duplicate(r, "subscriber", "number");
+    reserved(begin_at(store, &scope, "dup", "h", after_lease).await);
+
+    // One that commits marks the key with its audit event.
+    let owner = reserved(begin_at(store, &scope, "ok", "h", t(0)).await);
+    let sub = named("Committed");
+    let audit = audit_of(
+        t(1),
+        Some(sub.id),
+        "subscriber",
+        sub.id,
+        "subscriber.create",
+        &sub,
+    );
+    as_request(&scope, "ok", &owner, Some("subscriber"), async {
+        store.insert_subscriber(&sub, &audit).await
+    })
+    .await
+    .expect("insert_subscriber");
+    // Still its own while the lease is live.
+    assert_eq!(
+        begin_at(store, &scope, "ok", "h", t(2)).await,
+        IdempotencyBegin::InProgress
+    );
+    let expected = IdempotencyCommit {
+        audit_event_id: audit.id.0,
+        entity_type: "subscriber".into(),
+        entity_id: sub.id.to_string(),
+        subscriber_id: Some(sub.id.0),
+        service_event_id: None,
+        job_ids: vec![],
+    };
+    let recovered = match begin_at(store, &scope, "ok", "h", after_lease).await {
+        IdempotencyBegin::Recover { owner: o, commit } => {
+            assert_ne!(o, owner, "the recovering retry holds a lease of its own");
+            assert_eq!(commit, expected);
+            o
+        }
+        other => panic!("a committed request is recovered, not run again: {other:?}"),
+    };
+    // One recovery at a time.
+    assert_eq!(
+        begin_at(store, &scope, "ok", "h", after_lease).await,
+        IdempotencyBegin::InProgress
+    );
+    let resp = response(201);
+    assert!(store
+        .finish_idempotency(&scope, "ok", &recovered, &resp)
+        .await
+        .unwrap());
+    assert_eq!(
+        begin_at(store, &scope, "ok", "h", t(3 * lease)).await,
+        IdempotencyBegin::Replay(resp)
+    );
+
+    // A service business event that rolls back (a job id that exists) marks nothing; one that
+    // commits records its timeline event and jobs. Only audit events of the request's entity
+    // type mark: the subscriber insert of the world below does not.
+    let owner = reserved(begin_at(store, &scope, "svc", "h", t(0)).await);
+    let w = as_request(&scope, "svc", &owner, Some("service"), world(store)).await;
+    let s = new_service(store, &w).await;
+    let k = kind("idem");
+    let existing = enqueue(store, &w, |s| {
+        vec![job(&k, Some(w.sub.id), Some(s.id), t0())]
+    })
+    .await;
+    let mut reused = job(&k, Some(w.sub.id), Some(s.id), t(1));
+    reused.id = existing[0].id;
+    let failing = change(&s, 1, EventKind::Activated, t(1), t(1), vec![reused]);
+    let r = as_request(&scope, "svc", &owner, Some("service"), async {
+        store.record_service_change(&failing).await
+    })
+    .await;
+    assert!(r.is_err(), "a change with a duplicate job id must fail");
+    assert_not_written(store, &failing).await;
+    let jobs = vec![
+        job(&k, Some(w.sub.id), Some(s.id), t(2)),
+        job(&k, Some(w.sub.id), Some(s.id), t(2)),
+    ];
+    let ok = change(&s, 1, EventKind::Activated, t(2), t(2), jobs.clone());
+    as_request(&scope, "svc", &owner, Some("service"), async {
+        store.record_service_change(&ok).await
+    })
+    .await
+    .expect("record_service_change");
+    // A later write of the same request (another transaction) keeps the first mark.
+    let later = change(&ok.service, 2, EventKind::Suspended, t(3), t(3), vec![]);
+    as_request(&scope, "svc", &owner, Some("service"), async {
+        store.record_service_change(&later).await
+    })
+    .await
+    .expect("record_service_change");
+    match begin_at(store, &scope, "svc", "h", after_lease).await {
+        IdempotencyBegin::Recover { commit, .. } => assert_eq!(
+            commit,
+            IdempotencyCommit {
+                audit_event_id: ok.audit.id.0,
+                entity_type: "service".into(),
+                entity_id: s.id.to_string(),
+                subscriber_id: Some(w.sub.id.0),
+                service_event_id: Some(ok.event.id.0),
+                job_ids: jobs.iter().map(|j| j.id.0).collect(),
+            }
+        ),
+        other => panic!("expected a recovery: {other:?}"),
+    }
+
+    // Released after a failure: forgotten if nothing committed (a retry runs at once)…
+    let owner = reserved(begin_at(store, &scope, "fail", "h", t(0)).await);
+    store
+        .abandon_idempotency(&scope, "fail", &owner, t(1))
+        .await
+        .unwrap();
+    reserved(begin_at(store, &scope, "fail", "h", t(1)).await);
+    // … else recovered at once, the lease ended.
+    let owner = reserved(begin_at(store, &scope, "half", "h", t(0)).await);
+    let sub = named("Half Done");
+    as_request(&scope, "half", &owner, None, async {
+        store
+            .insert_subscriber(
+                &sub,
+                &audit_of(
+                    t(1),
+                    Some(sub.id),
+                    "subscriber",
+                    sub.id,
+                    "subscriber.create",
+                    &sub,
+                ),
+            )
+            .await
+    })
+    .await
+    .expect("insert_subscriber");
+    store
+        .abandon_idempotency(&scope, "half", &owner, t(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            begin_at(store, &scope, "half", "h", t(2)).await,
+            IdempotencyBegin::Recover { ref commit, .. } if commit.entity_id == sub.id.to_string()
+        ),
+        "a committed request is never forgotten"
     );
 }
 
@@ -3027,25 +3315,78 @@ pub async fn idempotency_concurrent_begin(store: Arc<dyn Store>) {
         .map(|i| {
             let store = store.clone();
             let scope = scope.clone();
-            tokio::spawn(async move {
-                store
-                    .begin_idempotency(&scope, "same-key", "same-hash", t(i))
-                    .await
-            })
+            tokio::spawn(
+                async move { begin_at(&*store, &scope, "same-key", "same-hash", t(i)).await },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();
     for task in tasks {
-        outcomes.push(task.await.expect("task").expect("begin_idempotency"));
+        outcomes.push(task.await.expect("task"));
     }
     let reserved = outcomes
         .iter()
-        .filter(|o| **o == IdempotencyBegin::Reserved)
+        .filter(|o| matches!(o, IdempotencyBegin::Reserved { .. }))
         .count();
     assert_eq!(reserved, 1, "exactly one request may proceed: {outcomes:?}");
-    assert!(outcomes
-        .iter()
-        .all(|o| matches!(o, IdempotencyBegin::Reserved | IdempotencyBegin::InProgress)));
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        IdempotencyBegin::Reserved { .. } | IdempotencyBegin::InProgress
+    )));
+}
+
+/// Retries racing for the same expired reservation: exactly one takes it over (to run it, or
+/// to recover its response), the others see it in progress.
+pub async fn idempotency_concurrent_takeover_once(store: Arc<dyn Store>) {
+    let scope = format!("conformance-{}", tag());
+    let lease = lease_secs();
+    reserved(begin_at(&*store, &scope, "dead", "h", t(0)).await);
+    let owner = reserved(begin_at(&*store, &scope, "committed", "h", t(0)).await);
+    let sub = named("Raced");
+    as_request(&scope, "committed", &owner, Some("subscriber"), async {
+        store
+            .insert_subscriber(
+                &sub,
+                &audit_of(
+                    t(1),
+                    Some(sub.id),
+                    "subscriber",
+                    sub.id,
+                    "subscriber.create",
+                    &sub,
+                ),
+            )
+            .await
+    })
+    .await
+    .expect("insert_subscriber");
+    for key in ["dead", "committed"] {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let scope = scope.clone();
+                tokio::spawn(
+                    async move { begin_at(&*store, &scope, key, "h", t(lease + i % 2)).await },
+                )
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("task"));
+        }
+        let taken = outcomes
+            .iter()
+            .filter(|o| !matches!(o, IdempotencyBegin::InProgress))
+            .collect::<Vec<_>>();
+        assert_eq!(taken.len(), 1, "{key}: exactly one takeover: {outcomes:?}");
+        match (key, taken[0]) {
+            ("dead", IdempotencyBegin::Reserved { .. }) => {}
+            ("committed", IdempotencyBegin::Recover { commit, .. }) => {
+                assert_eq!(commit.entity_id, sub.id.to_string())
+            }
+            (k, o) => panic!("{k}: unexpected takeover {o:?}"),
+        }
+    }
 }
 
 // Cases: counters, operators ----------------------------------------------------------------

@@ -250,17 +250,77 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// How long a reservation of an idempotency key belongs to the request that took it. A
+/// request runs far shorter than this; a reservation still in progress when its lease has
+/// passed belongs to a request whose process died (crash, SIGKILL, power loss), and a retry
+/// may take it over. Time-based because several nodes share one database: no node can tell
+/// whether another is still alive.
+pub const IDEMPOTENCY_LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// What the business transaction of an idempotent request committed, recorded on its key in
+/// that same transaction: enough to rebuild the response if the process died before storing
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdempotencyCommit {
+    /// The audit event that marked the key (the request's first of its entity type).
+    pub audit_event_id: uuid::Uuid,
+    /// The audit event's entity (`subscriber`, `service`, `payment` …) and id.
+    pub entity_type: String,
+    pub entity_id: String,
+    pub subscriber_id: Option<uuid::Uuid>,
+    /// For a service business event: the timeline event and the provisioning jobs it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_event_id: Option<uuid::Uuid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_ids: Vec<uuid::Uuid>,
+}
+
 /// Outcome of reserving an idempotency key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotencyBegin {
-    /// First use: the caller processes the request and then calls `finish_idempotency`.
-    Reserved,
+    /// First use, or a takeover of a dead request's reservation that committed nothing: the
+    /// caller runs the request (inside [`IDEMPOTENT_REQUEST`] with this `owner`) and then calls
+    /// `finish_idempotency`.
+    Reserved { owner: String },
     /// Seen before with the same request: replay this response.
     Replay(StoredResponse),
     /// Seen before with a different request.
     Mismatch,
-    /// The first request with this key is still being processed.
+    /// The first request with this key is still being processed (its lease is live).
     InProgress,
+    /// A dead request's reservation whose business transaction committed, but whose response
+    /// was never stored: the caller (now `owner`) rebuilds the response from `commit` and
+    /// stores it with `finish_idempotency`. The request must not run again.
+    Recover {
+        owner: String,
+        commit: IdempotencyCommit,
+    },
+}
+
+/// The idempotent request the current task is processing. The HTTP middleware runs the
+/// request inside `IDEMPOTENT_REQUEST.scope(…)`; every backend, in the transaction where it
+/// inserts an audit event of `entity_type` (any type when `None`), records on the key that the
+/// change committed (`IdempotencyCommit`), guarded by `owner`: if a retry took the
+/// reservation over meanwhile, the business transaction fails with `Stale` instead of
+/// committing a second time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub scope: String,
+    pub key: String,
+    pub owner: String,
+    /// The entity the request's success response is about.
+    pub entity_type: Option<String>,
+}
+
+tokio::task_local! {
+    /// See [`IdempotentRequest`]. Not inherited by spawned tasks: background work started by
+    /// a request (a billing run) never marks its key.
+    pub static IDEMPOTENT_REQUEST: IdempotentRequest;
+}
+
+/// The idempotent request of the current task, if any.
+pub fn idempotent_request() -> Option<IdempotentRequest> {
+    IDEMPOTENT_REQUEST.try_with(Clone::clone).ok()
 }
 
 /// How a job attempt ended.
@@ -505,21 +565,37 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_audit_events(&self, filter: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>>;
 
-    // Idempotency keys --------------------------------------------------------------------
+    // Idempotency keys ----------------------------------------------------------------------
 
+    /// Reserves `key` (in `scope`) for a request with `request_hash`, or says what to do
+    /// instead (see [`IdempotencyBegin`]). A new reservation, a takeover of one whose lease
+    /// has passed (`lease_until <= now`) and a recovery hold the key until `lease_until`.
+    /// Concurrent callers: at most one gets `Reserved` or `Recover`; a takeover is a
+    /// conditional update guarded by the previous owner and lease.
     async fn begin_idempotency(
         &self,
         scope: &str,
         key: &str,
         request_hash: &str,
         now: Timestamp,
+        lease_until: Timestamp,
     ) -> Result<IdempotencyBegin>;
+    /// Stores the response, if `owner` still holds the reservation (returns whether it did).
     async fn finish_idempotency(
         &self,
         scope: &str,
         key: &str,
+        owner: &str,
         response: &StoredResponse,
+    ) -> Result<bool>;
+    /// Releases `owner`'s reservation of a request that failed: forgotten if nothing
+    /// committed under it, so a retry runs; if something did, its lease ends at `now`, so
+    /// the next retry recovers the response at once.
+    async fn abandon_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        now: Timestamp,
     ) -> Result<()>;
-    /// Forgets a reservation whose request failed without effect, so a retry can run.
-    async fn abandon_idempotency(&self, scope: &str, key: &str) -> Result<()>;
 }

@@ -98,9 +98,11 @@ pub fn from_micros(us: i64) -> Result<Timestamp> {
     Timestamp::from_microsecond(us).map_err(StoreError::corrupt)
 }
 
-/// Domain values → JSON for a JSON column; infallible for the plain data types we store.
-pub fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+/// Domain values → JSON for a JSON column. The plain data types we store always encode; a
+/// value that does not (a map with non-string keys, a failing `Serialize`) is a bug, reported
+/// as `Corrupt` rather than stored as `null`.
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| StoreError::corrupt(format!("cannot encode as JSON: {e}")))
 }
 
 pub fn operator(r: &impl RowGet) -> Result<Operator> {
@@ -642,24 +644,147 @@ pub fn assemble_billing_inputs(
 /// Idempotency keys are remembered for a day; after that the key may be reused.
 pub const IDEMPOTENCY_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
+/// Reads a key with the columns [`idempotency_step`] needs.
+pub const IDEMPOTENCY_SELECT: &str = "SELECT request_hash, status_code, response_body, created_at,
+         owner, lease_until, committed
+     FROM idempotency_keys WHERE scope = $1 AND key = $2";
+
 pub fn idempotency_expired(r: &impl RowGet, now: Timestamp) -> Result<bool> {
     Ok(r.timestamp("created_at")? + IDEMPOTENCY_TTL < now)
 }
 
-/// What a stored (unexpired) idempotency key means for a new request with `request_hash`.
-pub fn idempotency_outcome(r: &impl RowGet, request_hash: &str) -> Result<crate::IdempotencyBegin> {
+/// A fresh owner id for a reservation (one per attempt).
+pub fn idempotency_owner() -> String {
+    Uuid::now_v7().hyphenated().to_string()
+}
+
+/// What `begin_idempotency` does with a key, decided from its stored row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyStep {
+    /// No usable row (none, or past its time to live): write a fresh reservation.
+    Fresh,
+    /// Answer this, writing nothing.
+    Answer(crate::IdempotencyBegin),
+    /// The lease has passed without a stored response: take the reservation over from
+    /// `owner`, guarded by `owner` and `lease_until` (a concurrent taker makes it match no
+    /// row). With `commit`, the request committed and the taker recovers its response.
+    TakeOver {
+        owner: String,
+        lease_until: i64,
+        commit: Option<crate::IdempotencyCommit>,
+    },
+}
+
+/// What a stored idempotency key means for a new request with `request_hash` at `now`.
+pub fn idempotency_step(
+    r: &impl RowGet,
+    request_hash: &str,
+    now: Timestamp,
+) -> Result<IdempotencyStep> {
     use crate::{IdempotencyBegin, StoredResponse};
-    if r.text("request_hash")? != request_hash {
-        return Ok(IdempotencyBegin::Mismatch);
+    if idempotency_expired(r, now)? {
+        return Ok(IdempotencyStep::Fresh);
     }
-    Ok(match r.opt_i64("status_code")? {
-        None => IdempotencyBegin::InProgress,
-        Some(code) => IdempotencyBegin::Replay(StoredResponse {
-            status: u16::try_from(code).map_err(StoreError::corrupt)?,
-            body: r.opt_bytes("response_body")?.unwrap_or_default(),
-        }),
+    if r.text("request_hash")? != request_hash {
+        return Ok(IdempotencyStep::Answer(IdempotencyBegin::Mismatch));
+    }
+    if let Some(code) = r.opt_i64("status_code")? {
+        return Ok(IdempotencyStep::Answer(IdempotencyBegin::Replay(
+            StoredResponse {
+                status: u16::try_from(code).map_err(StoreError::corrupt)?,
+                body: r.opt_bytes("response_body")?.unwrap_or_default(),
+            },
+        )));
+    }
+    let lease_until = r.i64("lease_until")?;
+    if lease_until > micros(now) {
+        return Ok(IdempotencyStep::Answer(IdempotencyBegin::InProgress));
+    }
+    Ok(IdempotencyStep::TakeOver {
+        owner: r.text("owner")?,
+        lease_until,
+        commit: r.opt_decoded("committed")?,
     })
 }
+
+/// The outcome of a takeover that matched `rows` rows, as `new_owner`.
+pub fn idempotency_taken_over(
+    rows: u64,
+    new_owner: String,
+    commit: Option<crate::IdempotencyCommit>,
+) -> crate::IdempotencyBegin {
+    use crate::IdempotencyBegin;
+    match (rows, commit) {
+        (1, None) => IdempotencyBegin::Reserved { owner: new_owner },
+        (1, Some(commit)) => IdempotencyBegin::Recover {
+            owner: new_owner,
+            commit,
+        },
+        // Another retry took it over first: it is running now.
+        _ => IdempotencyBegin::InProgress,
+    }
+}
+
+/// Marks the idempotency key of the request in progress as committed, in the transaction that
+/// writes audit event `audit` (and, for a service business event, `change`): `UPDATE … SET
+/// committed = COALESCE(committed, $4) WHERE scope = $1 AND key = $2 AND owner = $3`. The
+/// first marking audit event of a request wins. A backend runs it only when
+/// [`idempotency_mark`] returns a mark, and fails the transaction with
+/// [`idempotency_mark_lost`] when it matches no row.
+pub const IDEMPOTENCY_MARK: &str = "UPDATE idempotency_keys SET committed = COALESCE(committed, $4)
+     WHERE scope = $1 AND key = $2 AND owner = $3";
+
+/// The mark audit event `audit` leaves on the current idempotent request's key, if any: the
+/// request (scope, key, owner) and the commit record. `None` outside an idempotent request,
+/// or when the event is about another entity than the request's response.
+pub fn idempotency_mark(
+    audit: &lastmile_domain::audit::AuditEvent,
+    change: Option<&crate::ServiceChange>,
+) -> Result<Option<(crate::IdempotentRequest, serde_json::Value)>> {
+    let Some(req) = crate::idempotent_request() else {
+        return Ok(None);
+    };
+    if req
+        .entity_type
+        .as_deref()
+        .is_some_and(|t| t != audit.entity_type)
+    {
+        return Ok(None);
+    }
+    let commit = crate::IdempotencyCommit {
+        audit_event_id: audit.id.0,
+        entity_type: audit.entity_type.clone(),
+        entity_id: audit.entity_id.clone(),
+        subscriber_id: audit.subscriber_id.map(|s| s.0),
+        service_event_id: change.map(|c| c.event.id.0),
+        job_ids: change
+            .map(|c| c.jobs.iter().map(|j| j.id.0).collect())
+            .unwrap_or_default(),
+    };
+    Ok(Some((req, to_json(&commit)?)))
+}
+
+/// The mark matched no row: a retry took the reservation over (this request outlived its
+/// lease), so this request must not commit; the retry runs it instead.
+pub fn idempotency_mark_lost() -> StoreError {
+    StoreError::Stale {
+        entity: "idempotency key",
+    }
+}
+
+/// Releasing a failed request's reservation: forget it if nothing committed under it…
+pub const IDEMPOTENCY_FORGET: &str = "DELETE FROM idempotency_keys
+     WHERE scope = $1 AND key = $2 AND owner = $3 AND status_code IS NULL AND committed IS NULL";
+/// … else end its lease (`$4` = now), so the next retry recovers the response at once.
+pub const IDEMPOTENCY_RELEASE: &str = "UPDATE idempotency_keys SET lease_until = $4
+     WHERE scope = $1 AND key = $2 AND owner = $3 AND status_code IS NULL";
+/// Storing the response, only by the reservation's owner.
+pub const IDEMPOTENCY_FINISH: &str =
+    "UPDATE idempotency_keys SET status_code = $4, response_body = $5
+     WHERE scope = $1 AND key = $2 AND owner = $3 AND status_code IS NULL";
+/// Taking over a reservation whose lease passed (`$5`, `$6`: the old owner and lease).
+pub const IDEMPOTENCY_TAKE_OVER: &str = "UPDATE idempotency_keys SET owner = $3, lease_until = $4
+     WHERE scope = $1 AND key = $2 AND owner = $5 AND lease_until = $6 AND status_code IS NULL";
 
 /// Unique constraints by name (PostgreSQL reports the name) and by `table.column` (SQLite
 /// reports the columns), mapped to the entity and API field a client sees.
@@ -764,5 +889,23 @@ pub fn duplicate(constraint_or_columns: &str) -> StoreError {
     StoreError::Duplicate {
         entity: "record",
         field: "id",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_json_reports_a_failed_encode_instead_of_storing_null() {
+        // JSON object keys must be strings: a map keyed by pairs cannot be encoded.
+        let mut m = std::collections::BTreeMap::new();
+        m.insert((1, 2), "x");
+        let e = to_json(&m).expect_err("a map with non-string keys cannot be JSON");
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
+        assert_eq!(
+            to_json(&vec![1, 2]).expect("plain data encodes"),
+            serde_json::json!([1, 2])
+        );
     }
 }
