@@ -71,11 +71,11 @@ impl App {
             let now = self.clock.now();
             let mut change = AccountChange::new(&before);
             // Credit that was never applied (a crash after a billing batch) first.
-            change.allocations = account.settle(now);
-            change.paid_invoices = account.paid_invoices();
+            change.allocations = account.settle(now)?;
+            change.paid_invoices = account.invoices_settled_by(&change.allocations);
             // A subscriber who owes nothing is never dunned, whatever the order payments
             // and invoices arrived in.
-            let due = if account.balance_minor() <= 0 {
+            let due = if account.balance_minor()? <= 0 {
                 None
             } else {
                 account.oldest_overdue(today).and_then(|(d, days)| {
@@ -89,10 +89,9 @@ impl App {
             if let (Some((invoice, number, days, open)), Some(policy)) = (due, policy) {
                 let taken = self.store.dunning_actions(invoice).await?;
                 let steps = due_steps(policy, days, &taken);
-                let terminating = steps
-                    .iter()
-                    .any(|s| s.action == DunningActionKind::Terminate);
-                for step in &steps {
+                for (step, take) in &steps {
+                    // Every due step is recorded, so no later pass takes it; only the latest
+                    // is performed (see `due_steps`), the others are passed over.
                     change.dunning_actions.push(DunningAction {
                         id: DunningActionId::generate(),
                         subscriber_id: sub,
@@ -100,7 +99,11 @@ impl App {
                         days_overdue: step.days_overdue,
                         action: step.action,
                         performed_at: now,
+                        passed: !take,
                     });
+                    if !take {
+                        continue;
+                    }
                     let reason = format!(
                         "dunning policy {}: invoice {number} {days} days overdue",
                         policy.code
@@ -122,8 +125,6 @@ impl App {
                                 }),
                             ));
                         }
-                        // Catching up on both: terminating is enough.
-                        DunningActionKind::Suspend if terminating => {}
                         DunningActionKind::Suspend => {
                             for s in self.services_of(sub, &[ServiceStatus::Active]).await? {
                                 let sc = self
@@ -192,6 +193,16 @@ impl App {
                     }
                 }
                 if !steps.is_empty() {
+                    let recorded: Vec<_> = steps
+                        .iter()
+                        .map(|(s, take)| {
+                            serde_json::json!({
+                                "days_overdue": s.days_overdue,
+                                "action": s.action,
+                                "passed": !take,
+                            })
+                        })
+                        .collect();
                     change.audit.push(AuditEvent::new(
                         now,
                         &actor,
@@ -200,14 +211,22 @@ impl App {
                         invoice,
                         "dunning.step",
                         None::<&()>,
-                        Some(&steps),
+                        Some(&recorded),
                     ));
                 }
+            } else if !change.allocations.is_empty() {
+                // The waiting credit cleared what was overdue: the same rule as for any
+                // other account change lifts the dunning suspensions.
+                self.resume_dunning_suspensions(&actor, &account, &mut change, today)
+                    .await?;
             }
             if stale {
                 continue;
             }
-            if change.allocations.is_empty() && change.dunning_actions.is_empty() {
+            if change.allocations.is_empty()
+                && change.dunning_actions.is_empty()
+                && change.service_changes.is_empty()
+            {
                 return Ok(());
             }
             match self.store.record_account_change(&change).await {

@@ -90,6 +90,14 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// Inputs are bounded, so a money sum overflows only on stored data beyond any real amount:
+/// an error of the installation, never a wrapped amount.
+impl From<lastmile_domain::billing::account::MoneyOverflow> for AppError {
+    fn from(e: lastmile_domain::billing::account::MoneyOverflow) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
 impl From<crate::secrets::SecretError> for AppError {
     fn from(e: crate::secrets::SecretError) -> Self {
         Self::Internal(e.to_string())

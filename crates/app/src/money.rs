@@ -12,11 +12,11 @@ use jiff::civil::Date;
 use lastmile_api_types::{CreateCreditNote, CreatePayment, CreateRefund};
 use lastmile_domain::audit::{Actor, AuditEvent};
 use lastmile_domain::billing::account::{
-    Account, Allocation, Credit, CreditNote, Debit, DocumentKind, DocumentRef, LedgerEntry,
-    Payment, Refund,
+    checked_sum, running_balances, Account, Allocation, Credit, CreditNote, Debit, DocumentKind,
+    DocumentRef, LedgerEntry, MoneyOverflow, Payment, Refund,
 };
-use lastmile_domain::billing::invoice::{Invoice, InvoiceStatus};
-use lastmile_domain::billing::money::prorate;
+use lastmile_domain::billing::invoice::{status_at_issue, Invoice, InvoiceStatus};
+use lastmile_domain::billing::money::{check_amount, div_round_half_even};
 use lastmile_domain::ids::*;
 use lastmile_domain::service::{ServiceStatus, SuspensionCause};
 use lastmile_domain::validate::{self, Currency, ValidationErrors};
@@ -24,7 +24,6 @@ use lastmile_store::{
     AccountChange, CreditNoteFilter, IssueInvoice, NewCreditNote, Page, PaymentFilter,
     ServiceFilter, StoreError, VoidInvoice,
 };
-use std::collections::BTreeSet;
 
 /// Optimistic-concurrency attempts before a busy account answers `409`.
 const MAX_ATTEMPTS: usize = 32;
@@ -47,12 +46,22 @@ pub struct PaymentOutcome {
     pub resumed_services: Vec<ServiceId>,
 }
 
-/// A subscriber's ledger with the account summary.
+/// A subscriber's ledger with the account summary, every sum checked.
 #[derive(Clone, Debug)]
 pub struct Ledger {
     pub account: Account,
     pub entries: Vec<LedgerEntry>,
+    /// The balance after each entry (same order as `entries`).
+    pub balances: Vec<i64>,
     pub today: Date,
+    /// What the subscriber owes; negative: credit in their favour.
+    pub balance_minor: i64,
+    /// Open amount of issued invoices.
+    pub open_minor: i64,
+    /// Open amount past its due date.
+    pub overdue_minor: i64,
+    /// Money received or credited and not allocated yet.
+    pub credit_minor: i64,
 }
 
 fn invoice_doc(id: InvoiceId) -> DocumentRef {
@@ -71,68 +80,78 @@ impl App {
     }
 
     /// Settles `account` (already holding the change's new documents and allocations),
-    /// records which invoices it paid, and, when nothing is overdue any more, resumes the
-    /// services dunning suspended. Returns the services resumed.
+    /// records which invoices it settled, and resumes the services dunning suspended when
+    /// nothing is overdue any more. Returns the services resumed.
     async fn finish_account_change(
         &self,
         actor: &Actor,
         account: &mut Account,
         change: &mut AccountChange,
-        before: &Account,
     ) -> AppResult<Vec<ServiceId>> {
         let now = self.clock.now();
-        change.allocations.extend(account.settle(now));
-        let touched: BTreeSet<DocumentRef> = change.allocations.iter().map(|a| a.debit).collect();
-        change.paid_invoices = account
-            .debits
-            .iter()
-            .filter(|d| d.doc.kind == DocumentKind::Invoice && touched.contains(&d.doc))
-            .filter(|d| d.open_minor() == 0)
-            .map(|d| InvoiceId(d.doc.id))
-            .collect();
-        let today = self.billing_today();
+        change.allocations.extend(account.settle(now)?);
+        change.paid_invoices = account.invoices_settled_by(&change.allocations);
+        self.resume_dunning_suspensions(actor, account, change, self.billing_today())
+            .await
+    }
+
+    /// The dunning rule for lifting a suspension: once nothing is overdue, whatever cleared
+    /// it (a payment, a credit note, a negative invoice of corrections, a void), every service
+    /// suspended *by dunning* gets a resume in `change`. Services an operator suspended stay
+    /// so. A subscriber with nothing overdue is never dunned, so a suspension that outlived
+    /// its cause would otherwise last until someone noticed.
+    pub(crate) async fn resume_dunning_suspensions(
+        &self,
+        actor: &Actor,
+        account: &Account,
+        change: &mut AccountChange,
+        today: Date,
+    ) -> AppResult<Vec<ServiceId>> {
         let mut resumed = Vec::new();
-        if before.overdue_minor(today) > 0 && account.overdue_minor(today) <= 0 {
-            let suspended = self
-                .store
-                .list_services(
-                    &ServiceFilter {
-                        subscriber_id: Some(account.subscriber_id),
-                        status: Some(ServiceStatus::Suspended),
-                        ..ServiceFilter::default()
-                    },
-                    Page {
-                        after: None,
-                        limit: 1000,
-                    },
-                )
-                .await?;
-            for s in suspended {
-                if s.suspension_cause != Some(SuspensionCause::Dunning) {
-                    continue;
-                }
-                let sc = match self
-                    .prepare_service_change(
-                        actor,
-                        s.id,
-                        &ServiceAction::Resume,
-                        Some("overdue balance cleared".into()),
-                        None,
-                        None,
-                    )
-                    .await
-                {
-                    Ok(sc) => sc,
-                    // Resumed or terminated meanwhile: nothing to do for it.
-                    Err(AppError::Conflict {
-                        kind: "invalid-state",
-                        ..
-                    }) => continue,
-                    Err(e) => return Err(e),
-                };
-                resumed.push(s.id);
-                change.service_changes.push(sc);
+        if account.has_overdue(today) {
+            return Ok(resumed);
+        }
+        let suspended = self
+            .store
+            .list_services(
+                &ServiceFilter {
+                    subscriber_id: Some(account.subscriber_id),
+                    status: Some(ServiceStatus::Suspended),
+                    ..ServiceFilter::default()
+                },
+                Page {
+                    after: None,
+                    limit: 1000,
+                },
+            )
+            .await?;
+        for s in suspended {
+            if s.suspension_cause != Some(SuspensionCause::Dunning)
+                || change.service_changes.iter().any(|c| c.service.id == s.id)
+            {
+                continue;
             }
+            let sc = match self
+                .prepare_service_change(
+                    actor,
+                    s.id,
+                    &ServiceAction::Resume,
+                    Some("overdue balance cleared".into()),
+                    None,
+                    None,
+                )
+                .await
+            {
+                Ok(sc) => sc,
+                // Resumed or terminated meanwhile: nothing to do for it.
+                Err(AppError::Conflict {
+                    kind: "invalid-state",
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            };
+            resumed.push(s.id);
+            change.service_changes.push(sc);
         }
         Ok(resumed)
     }
@@ -160,7 +179,7 @@ impl App {
             let before = self.get_account(sub).await?;
             let mut account = before.clone();
             let mut change = AccountChange::new(&before);
-            self.finish_account_change(&actor, &mut account, &mut change, &before)
+            self.finish_account_change(&actor, &mut account, &mut change)
                 .await?;
             if change.allocations.is_empty() && change.service_changes.is_empty() {
                 return Ok(());
@@ -186,6 +205,8 @@ impl App {
         let mut e = ValidationErrors::new();
         if req.amount_minor <= 0 {
             e.add("amount_minor", "must be positive");
+        } else {
+            e.check("amount_minor", check_amount(req.amount_minor));
         }
         if let Some(c) = &req.currency {
             match Currency::parse(c) {
@@ -214,17 +235,32 @@ impl App {
         if received_at > now + jiff::SignedDuration::from_hours(24) {
             e.add("received_at", "must not be in the future");
         }
-        let mut named_total = 0i64;
+        // Each named amount is bounded, so their sum (in i128) is exact.
+        let mut named_total = 0i128;
         for (i, a) in req.allocations.iter().enumerate() {
+            let field = format!("allocations[{i}].amount_minor");
             if a.amount_minor <= 0 {
-                e.add(format!("allocations[{i}].amount_minor"), "must be positive");
+                e.add(field, "must be positive");
+            } else {
+                e.check(&field, check_amount(a.amount_minor));
             }
-            named_total = named_total.saturating_add(a.amount_minor);
+            named_total += i128::from(a.amount_minor);
         }
-        if req.amount_minor > 0 && named_total > req.amount_minor {
+        if req.amount_minor > 0 && named_total > i128::from(req.amount_minor) {
             e.add("allocations", "allocate at most the amount of the payment");
         }
         e.into_result().map_err(AppError::Validation)?;
+        // A reference naming an invoice of this subscriber (`INV-000042`, as a bank
+        // statement's would) pays that invoice first, after the explicit allocations; any
+        // other reference is only a reference.
+        let referenced = match &reference {
+            Some(r) => self
+                .invoice_named_in(r)
+                .await?
+                .filter(|i| i.subscriber_id == sub_id && i.status == InvoiceStatus::Issued)
+                .map(|i| invoice_doc(i.id)),
+            None => None,
+        };
         let payment = Payment {
             id: PaymentId::generate(),
             subscriber_id: sub_id,
@@ -267,10 +303,15 @@ impl App {
                 }
                 change
                     .allocations
-                    .extend(account.allocate(doc, target, a.amount_minor, now));
+                    .extend(account.allocate(doc, target, a.amount_minor, now)?);
+            }
+            if let Some(target) = referenced {
+                change
+                    .allocations
+                    .extend(account.allocate(doc, target, i64::MAX, now)?);
             }
             let resumed = self
-                .finish_account_change(actor, &mut account, &mut change, &before)
+                .finish_account_change(actor, &mut account, &mut change)
                 .await?;
             change.payment = Some(payment.clone());
             change.audit.push(AuditEvent::new(
@@ -375,8 +416,13 @@ impl App {
                     allocated_minor: 0,
                 });
             }
-            self.finish_account_change(actor, &mut account, &mut change, &before)
+            self.finish_account_change(actor, &mut account, &mut change)
                 .await?;
+            // Nothing to pay: settled as it is issued (the store marks it paid after
+            // numbering it, in the same transaction).
+            if status_at_issue(inv.total_minor) == InvoiceStatus::Paid {
+                change.paid_invoices.push(id);
+            }
             change.issue_invoice = Some(IssueInvoice {
                 invoice_id: id,
                 issued_at: now,
@@ -427,8 +473,8 @@ impl App {
             }
             let before = self.get_account(inv.subscriber_id).await?;
             let doc = invoice_doc(id);
-            let applied = before.debit(doc).map_or(0, |d| d.allocated_minor)
-                + before.credit(doc).map_or(0, |c| c.allocated_minor);
+            let applied = before.debit(doc).is_some_and(|d| d.allocated_minor != 0)
+                || before.credit(doc).is_some_and(|c| c.allocated_minor != 0);
             let credited = self
                 .store
                 .list_credit_notes(
@@ -442,7 +488,7 @@ impl App {
                     },
                 )
                 .await?;
-            if applied != 0 || !credited.is_empty() {
+            if applied || !credited.is_empty() {
                 return Err(AppError::invalid_state(
                     "payments or credit notes are applied to this invoice; issue a credit note instead",
                     inv.status.as_str(),
@@ -454,7 +500,7 @@ impl App {
             let mut account = before.clone();
             account.debits.retain(|d| d.doc != doc);
             account.credits.retain(|c| c.doc != doc);
-            self.finish_account_change(actor, &mut account, &mut change, &before)
+            self.finish_account_change(actor, &mut account, &mut change)
                 .await?;
             change.void_invoice = Some(VoidInvoice {
                 invoice_id: id,
@@ -523,20 +569,33 @@ impl App {
                     },
                 )
                 .await?;
-            let remaining = inv.total_minor - earlier.iter().map(|c| c.total_minor).sum::<i64>();
+            let credited = checked_sum(earlier.iter().map(|c| c.total_minor))?;
+            let remaining = inv.total_minor.checked_sub(credited).ok_or(MoneyOverflow)?;
             let amount = req.amount_minor.unwrap_or(remaining);
+            if let Err(m) = check_amount(amount) {
+                return Err(AppError::invalid("amount_minor", m));
+            }
             if amount <= 0 || amount > remaining {
                 return Err(AppError::invalid(
                     "amount_minor",
                     format!("must be between 1 and {remaining}, what is not credited yet"),
                 ));
             }
-            // The tax share of a partial credit is the invoice's, rounded once.
+            // The tax share of a partial credit is the invoice's, rounded once (exact in
+            // i128, then checked back into i64); the last credit takes what is left of it.
             let tax = if amount == remaining {
-                inv.tax_minor - earlier.iter().map(|c| c.tax_minor).sum::<i64>()
+                let credited_tax = checked_sum(earlier.iter().map(|c| c.tax_minor))?;
+                inv.tax_minor
+                    .checked_sub(credited_tax)
+                    .ok_or(MoneyOverflow)?
             } else {
-                prorate(inv.tax_minor, amount, inv.total_minor)
+                let share = div_round_half_even(
+                    i128::from(inv.tax_minor) * i128::from(amount),
+                    i128::from(inv.total_minor),
+                );
+                i64::try_from(share).map_err(|_| MoneyOverflow)?
             };
+            let subtotal = amount.checked_sub(tax).ok_or(MoneyOverflow)?;
             let now = self.clock.now();
             let note = CreditNote {
                 id: CreditNoteId::generate(),
@@ -545,7 +604,7 @@ impl App {
                 invoice_id: id,
                 currency: inv.currency.clone(),
                 reason: reason.clone(),
-                subtotal_minor: amount - tax,
+                subtotal_minor: subtotal,
                 tax_minor: tax,
                 total_minor: amount,
                 issued_at: now,
@@ -566,8 +625,8 @@ impl App {
             // It reduces what is open on its own invoice first; the rest is credit.
             change
                 .allocations
-                .extend(account.allocate(doc, invoice_doc(id), i64::MAX, now));
-            self.finish_account_change(actor, &mut account, &mut change, &before)
+                .extend(account.allocate(doc, invoice_doc(id), i64::MAX, now)?);
+            self.finish_account_change(actor, &mut account, &mut change)
                 .await?;
             change.audit.push(
                 AuditEvent::new(
@@ -588,7 +647,7 @@ impl App {
             });
             if self.try_record(&change).await? {
                 // As for payments: an invoice committed meanwhile gets the credit now.
-                if account.available_credit_minor() > 0 {
+                if account.available_credit_minor()? > 0 {
                     self.settle_account(inv.subscriber_id).await?;
                 }
                 return self.get_credit_note(note.id).await;
@@ -622,6 +681,8 @@ impl App {
         let mut e = ValidationErrors::new();
         if req.amount_minor <= 0 {
             e.add("amount_minor", "must be positive");
+        } else {
+            e.check("amount_minor", check_amount(req.amount_minor));
         }
         let reason = e.check("reason", validate::non_empty(&req.reason, 500));
         let reference = e
@@ -635,8 +696,8 @@ impl App {
         for _ in 0..MAX_ATTEMPTS {
             let before = self.get_account(sub).await?;
             let mut account = before.clone();
-            account.settle(self.clock.now());
-            let credit = account.available_credit_minor();
+            account.settle(self.clock.now())?;
+            let credit = account.available_credit_minor()?;
             if req.amount_minor > credit {
                 return Err(AppError::invalid(
                     "amount_minor",
@@ -667,7 +728,7 @@ impl App {
                 amount_minor: refund.amount_minor,
                 allocated_minor: 0,
             });
-            self.finish_account_change(actor, &mut account, &mut change, &before)
+            self.finish_account_change(actor, &mut account, &mut change)
                 .await?;
             change.refund = Some(refund.clone());
             change.audit.push(
@@ -693,10 +754,16 @@ impl App {
     pub async fn ledger(&self, sub: SubscriberId) -> AppResult<Ledger> {
         let account = self.get_account(sub).await?;
         let entries = self.store.ledger(sub).await?;
+        let today = self.billing_today();
         Ok(Ledger {
+            balances: running_balances(&entries)?,
+            balance_minor: account.balance_minor()?,
+            open_minor: account.open_invoices_minor()?,
+            overdue_minor: account.overdue_minor(today)?,
+            credit_minor: account.available_credit_minor()?,
             account,
             entries,
-            today: self.billing_today(),
+            today,
         })
     }
 

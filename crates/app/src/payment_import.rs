@@ -8,7 +8,7 @@ use lastmile_api_types::{CreatePayment, PaymentAllocationBody};
 use lastmile_domain::audit::Actor;
 use lastmile_domain::billing::account::PaymentMethod;
 use lastmile_domain::billing::invoice::Invoice;
-use lastmile_domain::billing::money::parse_major_lenient;
+use lastmile_domain::billing::money::{check_amount, parse_major_lenient};
 use lastmile_domain::billing::statement::{
     find_invoice_number, find_subscriber_number, fingerprints, parse_statement, StatementRow,
 };
@@ -118,7 +118,13 @@ impl App {
             }
         };
         let amount = match parse_major_lenient(&row.amount, &subscriber.currency) {
-            Ok(a) if a > 0 => a,
+            Ok(a) if a > 0 => match check_amount(a) {
+                Ok(a) => a,
+                Err(m) => {
+                    return Ok(RowResult::new(line, RowOutcome::Invalid)
+                        .because(Some("amount"), format!("`{}` {m}", row.amount)))
+                }
+            },
             Ok(_) => {
                 return Ok(RowResult::new(line, RowOutcome::Invalid)
                     .because(Some("amount"), "only incoming payments are imported"))
@@ -204,6 +210,32 @@ impl App {
         }
     }
 
+    /// The invoice a payment reference names: the first invoice number in the text (see
+    /// [`find_invoice_number`]), if an invoice has it. The one matcher for bank statement
+    /// rows and `POST /payments` references alike.
+    pub(crate) async fn invoice_named_in(&self, reference: &str) -> AppResult<Option<Invoice>> {
+        let prefix = self.billing_settings().await?.invoice_prefix;
+        self.invoice_numbered(find_invoice_number(reference, &prefix))
+            .await
+    }
+
+    async fn invoice_numbered(&self, number: Option<String>) -> AppResult<Option<Invoice>> {
+        let Some(n) = number.filter(|n| !n.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let found = self
+            .store
+            .list_invoices(
+                &InvoiceFilter {
+                    number: Some(n.trim().to_uppercase()),
+                    ..InvoiceFilter::default()
+                },
+                ONE,
+            )
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
     /// The subscriber (and invoice) a statement row is for: an invoice number in its column or
     /// its reference text first, then a subscriber number.
     async fn match_row(
@@ -216,21 +248,9 @@ impl App {
             .clone()
             .filter(|n| !n.trim().is_empty())
             .or_else(|| find_invoice_number(&row.reference, prefix));
-        if let Some(n) = invoice_number {
-            let found = self
-                .store
-                .list_invoices(
-                    &InvoiceFilter {
-                        number: Some(n.trim().to_uppercase()),
-                        ..InvoiceFilter::default()
-                    },
-                    ONE,
-                )
-                .await?;
-            if let Some(inv) = found.into_iter().next() {
-                if let Some(s) = self.store.get_subscriber(inv.subscriber_id).await? {
-                    return Ok(Some((s, Some(inv))));
-                }
+        if let Some(inv) = self.invoice_numbered(invoice_number).await? {
+            if let Some(s) = self.store.get_subscriber(inv.subscriber_id).await? {
+                return Ok(Some((s, Some(inv))));
             }
         }
         let number = row

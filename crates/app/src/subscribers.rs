@@ -289,10 +289,23 @@ impl App {
             Some(&s),
         )
         .with_reason(reason);
-        self.store
+        // The store repeats the check in its transaction: a service created since the check
+        // above refuses the close.
+        match self
+            .store
             .update_subscriber(&s, before.revision, &audit)
-            .await?;
-        Ok(s)
+            .await
+        {
+            Ok(()) => Ok(s),
+            Err(StoreError::InUse { .. }) => Err(AppError::Conflict {
+                kind: "services-not-terminated",
+                message: "terminate the subscriber's services first (one was just created)"
+                    .into(),
+                current_state: Some(before.status.to_string()),
+                field: None,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A subscriber's tax zone and dunning policy must exist: billing would fail on them.

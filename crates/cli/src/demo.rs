@@ -431,7 +431,12 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                     if (i as i64 + today.day() as i64) % 7 != 0 || !rng.chance(85) {
                         continue;
                     }
-                    let owed = history.get_account(sub).await.map_err(err)?.balance_minor();
+                    let owed = history
+                        .get_account(sub)
+                        .await
+                        .map_err(err)?
+                        .balance_minor()
+                        .map_err(|e| err(e.into()))?;
                     if owed > 0 {
                         history
                             .record_payment(

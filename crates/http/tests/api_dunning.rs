@@ -525,8 +525,9 @@ async fn dunning_catches_up_on_missed_steps(t: TestApp) {
     let svc = active_service(&t, &sub, &plan, "lara-late").await;
     bill_over_http(&t, "2026-03-15", None).await;
     let inv = invoice_for(&t, &sub, "2026-03-01").await;
-    // The first pass in 45 days: remind, and terminate (suspending first is pointless).
-    assert_eq!(report(&dun(&t, "2026-05-13").await), (1, 1, 0, 1));
+    // The first pass in 45 days takes only the latest step, the termination: a reminder or a
+    // suspension now is pointless. The earlier steps are recorded as passed over.
+    assert_eq!(report(&dun(&t, "2026-05-13").await), (1, 0, 0, 1));
     assert_eq!(service(&t, &svc).await["status"], "terminated");
     let kinds: Vec<String> = timeline(&t, &svc)
         .await
@@ -534,9 +535,7 @@ async fn dunning_catches_up_on_missed_steps(t: TestApp) {
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kinds, ["activated", "terminated"]);
-    let reminders = jobs(&t, &format!("kind={REMINDER}")).await;
-    assert_eq!(reminders.len(), 1);
-    assert_eq!(reminders[0]["payload"]["days_overdue"], 45);
+    assert!(jobs(&t, &format!("kind={REMINDER}")).await.is_empty());
     let audit = list_items(
         &t,
         &format!(
@@ -549,10 +548,21 @@ async fn dunning_catches_up_on_missed_steps(t: TestApp) {
         .iter()
         .find(|a| a["action"] == "dunning.step")
         .expect("the steps are audited");
-    assert_eq!(step["after"].as_array().unwrap().len(), 3, "{step:?}");
-    // Every step is recorded as taken: nothing happens again.
+    let passed: Vec<(i64, bool)> = step["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["days_overdue"].as_i64().unwrap(),
+                s["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(passed, [(3, true), (10, true), (45, false)], "{step:?}");
+    // Every step is recorded: nothing happens again.
     assert_eq!(report(&dun(&t, "2026-05-14").await), (1, 0, 0, 0));
-    assert_eq!(jobs(&t, &format!("kind={REMINDER}")).await.len(), 1);
+    assert!(jobs(&t, &format!("kind={REMINDER}")).await.is_empty());
 }
 
 async fn dunning_suspended_days_are_billed_only_when_the_policy_says_so(t: TestApp) {
@@ -757,8 +767,8 @@ async fn concurrent_dunning_runs_take_each_step_once(t: TestApp) {
         }
     };
     let mut errors = Vec::new();
-    // Four passes at once, on the day of suspension (catching up on the reminder) and on the
-    // day of termination.
+    // Four passes at once, on the day of suspension (the reminder due too is passed over: only
+    // the latest step is taken) and on the day of termination.
     set_clock(&t, "2026-04-08T06:00:00Z");
     let (a, b, c, d) = tokio::join!(
         run("2026-04-08"),
@@ -777,13 +787,13 @@ async fn concurrent_dunning_runs_take_each_step_once(t: TestApp) {
             })
             .sum()
     };
-    assert_eq!((total(1), total(2), total(3)), (N, N, 0), "{passes:?}");
+    assert_eq!((total(1), total(2), total(3)), (0, N, 0), "{passes:?}");
     errors.extend(
         passes
             .iter()
             .flat_map(|p| p["errors"].as_array().unwrap().clone()),
     );
-    assert_eq!(jobs(&t, &format!("kind={REMINDER}")).await.len() as u64, N);
+    assert!(jobs(&t, &format!("kind={REMINDER}")).await.is_empty());
     for svc in &services {
         assert_eq!(state(&t, svc).await, suspended("dunning"));
         let suspensions = timeline(&t, svc)
@@ -841,7 +851,8 @@ async fn a_credit_note_clearing_the_overdue_amount_resumes_too(t: TestApp) {
     bill_over_http(&t, "2026-03-15", None).await;
     let inv = invoice_for(&t, &sub, "2026-03-01").await;
     let inv_id = inv["id"].as_str().unwrap().to_string();
-    assert_eq!(report(&dun(&t, "2026-04-08").await), (1, 1, 1, 0));
+    // The first pass: the reminder due too is passed over for the suspension.
+    assert_eq!(report(&dun(&t, "2026-04-08").await), (1, 0, 1, 0));
     assert_eq!(state(&t, &svc).await, suspended("dunning"));
     set_clock(&t, "2026-04-09T10:00:00Z");
     let r = t
@@ -902,6 +913,171 @@ async fn renaming_a_dunning_policy_keeps_its_subscribers_dunned(t: TestApp) {
     );
 }
 
+// Issue 8: one reminder per pass; a correction credit lifts a suspension -----------------
+
+/// Several reminder steps due in one pass queue one reminder (the latest); the others are
+/// recorded as passed over and never taken later. Before: three identical reminders at once.
+async fn several_due_reminders_queue_only_the_latest(t: TestApp) {
+    policy(
+        &t,
+        "chatty",
+        &[
+            (3, "remind"),
+            (7, "remind"),
+            (14, "remind"),
+            (20, "suspend"),
+        ],
+        false,
+        true,
+    )
+    .await;
+    let plan = t.plan("CHATTY-60", 6000).await;
+    let sub = subscriber_with(&t, "Chatty Chad", json!({})).await;
+    let svc = active_service(&t, &sub, &plan, "chad").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    let inv = invoice_for(&t, &sub, "2026-03-01").await;
+    // Due 2026-03-29: 16 days overdue on April 14, the first pass.
+    assert_eq!(report(&dun(&t, "2026-04-14").await), (1, 1, 0, 0));
+    let reminders = jobs(&t, &format!("kind={REMINDER}")).await;
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    assert_eq!(reminders[0]["payload"]["days_overdue"], 16);
+    let audit = list_items(
+        &t,
+        &format!(
+            "/api/v1/audit-events?entity_type=invoice&entity_id={}&limit=500",
+            inv["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let step = audit
+        .iter()
+        .find(|a| a["action"] == "dunning.step")
+        .expect("the steps are audited");
+    let recorded: Vec<(i64, &str, bool)> = step["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["days_overdue"].as_i64().unwrap(),
+                s["action"].as_str().unwrap(),
+                s["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (3, "remind", true),
+            (7, "remind", true),
+            (14, "remind", false)
+        ]
+    );
+    // The passed-over reminders are never sent later; the suspension still comes.
+    assert_eq!(report(&dun(&t, "2026-04-15").await), (1, 0, 0, 0));
+    assert_eq!(report(&dun(&t, "2026-04-18").await), (1, 0, 1, 0));
+    assert_eq!(state(&t, &svc).await, suspended("dunning"));
+    assert_eq!(jobs(&t, &format!("kind={REMINDER}")).await.len(), 1);
+}
+
+/// The rule for lifting a dunning suspension: once nothing is overdue, whatever cleared it.
+/// Here a negative invoice of corrections (a back-dated discount and the suspended days)
+/// pays the overdue March invoice: the suspension lifts although no payment was made, and
+/// the April invoice, not due yet, stays open.
+async fn a_correction_credit_clearing_the_overdue_amount_lifts_the_suspension(t: TestApp) {
+    standard_policy(&t).await;
+    let plan = t.plan("CORR-60", 6000).await;
+    let sub = subscriber_with(&t, "Corrected Cora", json!({})).await;
+    let svc = active_service(&t, &sub, &plan, "cora").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    let mar = invoice_for(&t, &sub, "2026-03-01").await;
+    set_clock(&t, "2026-04-01T09:00:00Z");
+    bill_over_http(&t, "2026-04-01", None).await;
+    let apr = invoice_for(&t, &sub, "2026-04-01").await;
+    assert_eq!(apr["due_date"], "2026-04-15");
+    assert_eq!(report(&dun(&t, "2026-04-08").await), (1, 0, 1, 0));
+    assert_eq!(state(&t, &svc).await, suspended("dunning"));
+
+    // March was not delivered after all: a back-dated full discount; May is billed early.
+    set_clock(&t, "2026-04-09T09:00:00Z");
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/subscribers/{sub}/discounts"),
+            Some(json!({"value": {"kind": "percent", "percent": "100"},
+                        "starts_on": "2026-03-01", "ends_on": "2026-04-01",
+                        "description": "March outage"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    bill_over_http(&t, "2026-05-01", None).await;
+    let may = invoice_for(&t, &sub, "2026-05-01").await;
+    assert!(may["total_minor"].as_i64().unwrap() < 0, "{may:?}");
+
+    assert_eq!(
+        invoice_status(&t, mar["id"].as_str().unwrap()).await,
+        "paid"
+    );
+    assert_eq!(
+        invoice_status(&t, apr["id"].as_str().unwrap()).await,
+        "issued"
+    );
+    let (balance_minor, overdue) = balance(&t, &sub).await;
+    assert!(balance_minor > 0, "April is still open: {balance_minor}");
+    assert_eq!(overdue, 0);
+    assert_eq!(state(&t, &svc).await, active());
+    let ev = timeline(&t, &svc).await.last().unwrap().clone();
+    assert_eq!(ev["kind"], "resumed");
+    assert_eq!(ev["reason"], "overdue balance cleared");
+    // Nothing overdue: the next pass does nothing.
+    assert_eq!(report(&dun(&t, "2026-04-10").await), (0, 0, 0, 0));
+}
+
+/// Credit left unapplied (a crash between a payment's commit and its settling) is settled by
+/// the dunning pass; when that clears what is overdue, the pass lifts the dunning suspension
+/// like any other account change. Before: it settled the credit and left the services
+/// suspended, with nothing overdue left to act on.
+async fn credit_settled_by_the_dunning_pass_lifts_the_suspension(t: TestApp) {
+    use lastmile_domain::billing::account::{Payment, PaymentMethod};
+    standard_policy(&t).await;
+    let plan = t.plan("LEFT-60", 6000).await;
+    let sub = subscriber_with(&t, "Left Lena", json!({})).await;
+    let svc = active_service(&t, &sub, &plan, "lena").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    let inv = invoice_for(&t, &sub, "2026-03-01").await;
+    assert_eq!(report(&dun(&t, "2026-04-08").await), (1, 0, 1, 0));
+    assert_eq!(state(&t, &svc).await, suspended("dunning"));
+    // A payment written without its allocations, as a crash would leave it.
+    let sub_id = lastmile_domain::ids::SubscriberId(sub.parse().unwrap());
+    let account = t.app.store.get_account(sub_id).await.unwrap().unwrap();
+    let mut change = lastmile_store::AccountChange::new(&account);
+    let at: jiff::Timestamp = "2026-04-08T12:00:00Z".parse().unwrap();
+    change.payment = Some(Payment {
+        id: lastmile_domain::ids::PaymentId::generate(),
+        subscriber_id: sub_id,
+        currency: account.currency.clone(),
+        amount_minor: 6000,
+        method: PaymentMethod::BankTransfer,
+        reference: None,
+        external_id: None,
+        received_at: at,
+        recorded_at: at,
+    });
+    t.app.store.record_account_change(&change).await.unwrap();
+    assert_eq!(state(&t, &svc).await, suspended("dunning"));
+    assert_eq!(report(&dun(&t, "2026-04-09").await), (1, 0, 0, 0));
+    assert_eq!(
+        invoice_status(&t, inv["id"].as_str().unwrap()).await,
+        "paid"
+    );
+    assert_eq!(state(&t, &svc).await, active());
+    let ev = timeline(&t, &svc).await.last().unwrap().clone();
+    assert_eq!(
+        (ev["kind"].as_str(), ev["actor"].as_str()),
+        (Some("resumed"), Some("dunning"))
+    );
+}
+
 on_both_backends!(
     overdue_invoice_is_reminded_suspended_and_resumed_by_payment,
     subscribers_who_owe_nothing_are_never_dunned,
@@ -912,4 +1088,7 @@ on_both_backends!(
     concurrent_dunning_runs_take_each_step_once,
     a_credit_note_clearing_the_overdue_amount_resumes_too,
     renaming_a_dunning_policy_keeps_its_subscribers_dunned,
+    several_due_reminders_queue_only_the_latest,
+    a_correction_credit_clearing_the_overdue_amount_lifts_the_suspension,
+    credit_settled_by_the_dunning_pass_lifts_the_suspension,
 );

@@ -2043,6 +2043,290 @@ async fn billing_run_for_one_subscriber(t: TestApp) {
     assert_eq!(fields(&r), ["subscriber_id"]);
 }
 
+// Issue 8: bounds, references, zero and negative invoices -----------------------------------
+
+/// Every money amount is bounded at input (|amount| ≤ 10^12 minor units) with a 422 naming
+/// the field; the sums of what is accepted never wrap. Before: two payments of i64::MAX were
+/// accepted and the ledger showed balance 2, credit −2.
+async fn money_amounts_are_bounded_at_input(t: TestApp) {
+    const MAX: i64 = lastmile_domain::billing::money::MAX_AMOUNT_MINOR;
+    let (a, a_num) = subscriber_with(&t, "Bound Bo", json!({})).await;
+    let plan = t.plan("BOUND-60", 6000).await;
+    active_service(&t, &a, &plan, "bound-bo").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    let inv = id_of(&live_invoice(&t, &a, "2026-03-01").await);
+    let post = |path: &str, body: Value| {
+        let path = path.to_string();
+        let t = &t;
+        async move { t.admin("POST", &path, Some(body)).await }
+    };
+    for amount in [i64::MAX, MAX + 1, -i64::MAX] {
+        let r = post(
+            "/api/v1/payments",
+            json!({"subscriber_id": a, "amount_minor": amount, "method": "cash"}),
+        )
+        .await;
+        assert_problem(&r, 422, "validation");
+        assert_eq!(fields(&r), ["amount_minor"], "{amount}");
+    }
+    let r = post(
+        "/api/v1/payments",
+        json!({"subscriber_id": a, "amount_minor": 1000, "method": "cash",
+               "allocations": [{"invoice_id": inv, "amount_minor": i64::MAX}]}),
+    )
+    .await;
+    assert_problem(&r, 422, "validation");
+    assert!(
+        fields(&r).contains(&"allocations[0].amount_minor".to_string()),
+        "{:?}",
+        r.body
+    );
+    let r = post(
+        &format!("/api/v1/subscribers/{a}/refunds"),
+        json!({"amount_minor": i64::MAX, "method": "cash", "reason": "x"}),
+    )
+    .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["amount_minor"]);
+    let r = post(
+        "/api/v1/credit-notes",
+        json!({"invoice_id": inv, "amount_minor": i64::MAX, "reason": "x"}),
+    )
+    .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["amount_minor"]);
+    let r = post(
+        &format!("/api/v1/subscribers/{a}/discounts"),
+        json!({"value": {"kind": "fixed", "amount_minor": MAX + 1},
+               "starts_on": "2026-04-01", "description": "Too kind"}),
+    )
+    .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["value.amount_minor"]);
+    // The bound itself is accepted, twice: the ledger adds up exactly.
+    for _ in 0..2 {
+        pay(
+            &t,
+            json!({"subscriber_id": a, "amount_minor": MAX, "method": "cash"}),
+        )
+        .await;
+    }
+    let l = checked_ledger(&t, &a).await;
+    assert_eq!(money(&l), (6000 - 2 * MAX, 0, 2 * MAX - 6000));
+    // A bank statement row beyond the bound is an invalid row naming the amount.
+    let r = import(
+        &t,
+        &format!(
+            "date,amount,reference\n2026-03-20,92233720368547758.00,{a_num}\n\
+             2026-03-20,10000000000.01,{a_num}\n2026-03-20,10000000000.00,{a_num}\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&r),
+        [
+            (2, "invalid".to_string()),
+            (3, "invalid".to_string()),
+            (4, "matched".to_string())
+        ]
+    );
+    for row in &r["rows"].as_array().unwrap()[..2] {
+        assert_eq!(row["field"], "amount", "{row:?}");
+        assert!(
+            row["message"].as_str().unwrap().contains("at most"),
+            "{row:?}"
+        );
+    }
+    assert_eq!(payments_of(&t, &a).await.len(), 3);
+}
+
+/// `POST /payments` with a reference naming an invoice of the payment's subscriber pays that
+/// invoice first (the same matcher as the bank import); a reference naming no invoice of the
+/// subscriber is only a reference.
+async fn a_payment_reference_naming_an_invoice_pays_it_first(t: TestApp) {
+    let (a, _) = subscriber_with(&t, "Ref Rita", json!({})).await;
+    let (b, _) = subscriber_with(&t, "Ref Ben", json!({})).await;
+    let plan = t.plan("REF-60", 6000).await;
+    active_service(&t, &a, &plan, "ref-rita").await;
+    active_service(&t, &b, &plan, "ref-ben").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    set_clock(&t, "2026-04-01T09:00:00Z");
+    bill_over_http(&t, "2026-04-01", None).await;
+    let a_mar = id_of(&live_invoice(&t, &a, "2026-03-01").await);
+    let a_apr = live_invoice(&t, &a, "2026-04-01").await;
+    let a_apr_no = a_apr["number"].as_str().unwrap().to_string();
+    let a_apr = id_of(&a_apr);
+    let b_mar = live_invoice(&t, &b, "2026-03-01").await;
+    let b_mar_no = b_mar["number"].as_str().unwrap().to_string();
+    let b_apr = id_of(&live_invoice(&t, &b, "2026-04-01").await);
+    let b_mar = id_of(&b_mar);
+
+    // The README's example: the reference names the invoice paid, then the oldest.
+    let p = pay(
+        &t,
+        json!({"subscriber_id": a, "amount_minor": 7000, "method": "bank_transfer",
+               "reference": a_apr_no}),
+    )
+    .await;
+    assert_eq!(
+        allocations(&p),
+        [(a_apr.clone(), 6000), (a_mar.clone(), 1000)]
+    );
+    assert_eq!(status_of(&t, &a_apr).await, "paid");
+    assert_eq!(status_of(&t, &a_mar).await, "issued");
+    // Written as people write it in a transfer, lower case inside other text.
+    let r = pay(
+        &t,
+        json!({"subscriber_id": a, "amount_minor": 100, "method": "bank_transfer",
+               "reference": format!("thanks for {}", a_apr_no.to_lowercase())}),
+    )
+    .await;
+    assert_eq!(
+        allocations(&r),
+        [(a_mar.clone(), 100)],
+        "paid, so oldest first"
+    );
+
+    // Another subscriber's invoice number, or none, is only a reference: oldest first.
+    let p = pay(
+        &t,
+        json!({"subscriber_id": b, "amount_minor": 500, "method": "bank_transfer",
+               "reference": a_apr_no}),
+    )
+    .await;
+    assert_eq!(allocations(&p), [(b_mar.clone(), 500)]);
+    assert_eq!(p["reference"], json!(a_apr_no));
+    assert_eq!(status_of(&t, &a_apr).await, "paid");
+    let p = pay(
+        &t,
+        json!({"subscriber_id": b, "amount_minor": 500, "method": "bank_transfer",
+               "reference": "INV-999999 June"}),
+    )
+    .await;
+    assert_eq!(allocations(&p), [(b_mar.clone(), 500)]);
+    // Explicit allocations come first, then the referenced invoice, then the oldest.
+    let p = pay(
+        &t,
+        json!({"subscriber_id": b, "amount_minor": 6000, "method": "bank_transfer",
+               "reference": b_mar_no,
+               "allocations": [{"invoice_id": b_apr, "amount_minor": 1000}]}),
+    )
+    .await;
+    assert_eq!(
+        allocations(&p),
+        [(b_apr.clone(), 1000), (b_mar.clone(), 5000)]
+    );
+    assert_eq!(status_of(&t, &b_mar).await, "paid");
+    checked_ledger(&t, &a).await;
+    checked_ledger(&t, &b).await;
+}
+
+/// A zero invoice is paid as it is issued (by a run or `POST /invoices/{id}/issue`); a negative
+/// one is a credit: it pays other invoices or a refund like any credit, and is paid once its
+/// credit is used up. Before: both stayed `issued` forever.
+async fn zero_and_negative_invoices_are_settled(t: TestApp) {
+    let plan = t.plan("ZERO-60", 6000).await;
+    // Zero from the start: a 100 % discount.
+    let (free, _) = subscriber_with(&t, "Free Fred", json!({})).await;
+    active_service(&t, &free, &plan, "free-fred").await;
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/subscribers/{free}/discounts"),
+            Some(json!({"value": {"kind": "percent", "percent": "100"},
+                        "starts_on": "2026-03-01", "description": "Staff"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    // Negative later: March paid, then the service ends back-dated to March 16.
+    let (gone, _) = subscriber_with(&t, "Gone Gus", json!({})).await;
+    let gone_svc = active_service(&t, &gone, &plan, "gone-gus").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    let zero = live_invoice(&t, &free, "2026-03-01").await;
+    assert_eq!(zero["total_minor"], 0);
+    assert_eq!(
+        zero["status"], "paid",
+        "nothing to pay: settled when issued"
+    );
+    assert!(zero["number"].is_string());
+    assert_eq!(money(&checked_ledger(&t, &free).await), (0, 0, 0));
+    pay(
+        &t,
+        json!({"subscriber_id": gone, "amount_minor": 6000, "method": "cash"}),
+    )
+    .await;
+    set_clock(&t, "2026-03-20T09:00:00Z");
+    t.act(
+        &gone_svc,
+        "terminate",
+        Some(json!({"effective_at": "2026-03-16T00:00:00Z"})),
+    )
+    .await;
+    set_clock(&t, "2026-04-01T09:00:00Z");
+    bill_over_http(&t, "2026-04-01", None).await;
+    let neg = live_invoice(&t, &gone, "2026-04-01").await;
+    let credit = -neg["total_minor"].as_i64().unwrap();
+    assert!(credit > 0, "{neg:?}");
+    assert_eq!(neg["status"], "issued", "its credit is not used yet");
+    assert_eq!(
+        money(&checked_ledger(&t, &gone).await),
+        (-credit, 0, credit)
+    );
+    // Paid back: the credit is used up, the invoice settled.
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/subscribers/{gone}/refunds"),
+            Some(json!({"amount_minor": credit, "method": "bank_transfer",
+                        "reason": "service ended"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(status_of(&t, &id_of(&neg)).await, "paid");
+    assert_eq!(money(&checked_ledger(&t, &gone).await), (0, 0, 0));
+
+    // A zero draft is paid when issued.
+    let (later, _) = subscriber_with(&t, "Draft Dora", json!({})).await;
+    let svc = t.service(&later, &plan, "draft-dora").await;
+    t.act(&svc, "activate", None).await;
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/subscribers/{later}/discounts"),
+            Some(json!({"value": {"kind": "percent", "percent": "100"},
+                        "starts_on": "2026-04-01", "description": "Trial"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let drafts = drafts_app(&t);
+    let as_of: jiff::civil::Date = "2026-04-01".parse().unwrap();
+    let run = drafts
+        .start_billing_run(
+            as_of,
+            Some(lastmile_domain::ids::SubscriberId(later.parse().unwrap())),
+        )
+        .await
+        .unwrap();
+    drafts.execute_billing_run(run, &|_| {}).await.unwrap();
+    let draft = invoices_of(&t, &later).await;
+    let draft = draft
+        .iter()
+        .find(|i| i["status"] == "draft")
+        .expect("a draft");
+    assert_eq!(draft["total_minor"], 0);
+    let r = t
+        .call(
+            "POST",
+            &format!("/api/v1/invoices/{}/issue", id_of(draft)),
+            Some(Role::Billing),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["status"], "paid");
+    assert!(r.body["number"].is_string());
+}
+
 on_both_backends!(
     ledger_stays_consistent_over_months_of_money,
     money_validation_and_errors,
@@ -2056,4 +2340,7 @@ on_both_backends!(
     concurrent_imports_of_one_file_record_each_row_once,
     concurrent_payments_on_one_account_all_count,
     billing_run_for_one_subscriber,
+    money_amounts_are_bounded_at_input,
+    a_payment_reference_naming_an_invoice_pays_it_first,
+    zero_and_negative_invoices_are_settled,
 );

@@ -14,7 +14,7 @@ use crate::{collect, paginate, PgStore};
 use jiff::civil::Date;
 use jiff::Timestamp;
 use lastmile_domain::billing::invoice::{
-    BillingRun, BillingRunStatus, Invoice, InvoiceStatus, NewInvoice,
+    status_at_issue, BillingRun, BillingRunStatus, Invoice, InvoiceStatus, NewInvoice,
 };
 use lastmile_domain::ids::*;
 use lastmile_domain::plan::PlanVersion;
@@ -577,7 +577,8 @@ async fn insert_invoices(
             Some(_) => {
                 rows.text(&rows::invoice_number(prefix, next))?;
                 next += 1;
-                rows.text(InvoiceStatus::Issued.as_str())?;
+                // A zero invoice is settled as it is issued (`status_at_issue`).
+                rows.text(status_at_issue(inv.total_minor()).as_str())?;
             }
             None => {
                 rows.null();

@@ -421,6 +421,9 @@ impl Store for PgStore {
         audit: &AuditEvent,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        if s.status == lastmile_domain::subscriber::SubscriberStatus::Closed {
+            refuse_close_with_live_services(&mut tx, s.id).await?;
+        }
         let done = sqlx::query(
             "UPDATE subscribers SET number = $2, name = $3, email = $4, phone = $5,
                  billing_address = $6, currency = $7, tax_zone = $8, billing_day = $9,
@@ -678,6 +681,7 @@ impl Store for PgStore {
 
     async fn insert_service(&self, s: &Service, audit: &AuditEvent) -> Result<()> {
         let mut tx = self.begin().await?;
+        refuse_service_of_closed_subscriber(&mut tx, s.subscriber_id).await?;
         sqlx::query(
             "INSERT INTO services (id, subscriber_id, plan_id, plan_version_id, initial_plan_id,
                  initial_plan_version_id, status, suspension_cause, service_address, access_kind,
@@ -1216,4 +1220,52 @@ impl Store for PgStore {
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
+}
+
+/// Closing a subscriber is refused, in its own transaction, while a service of theirs is not
+/// terminated (`InUse`): the check the use case made before may be stale. The subscriber row
+/// is locked first and the services are read by a later statement (a fresh snapshot), and a
+/// service insert holds a share lock on the same row (see
+/// [`refuse_service_of_closed_subscriber`]): whichever comes second sees the other.
+async fn refuse_close_with_live_services(tx: &mut PgConnection, sub: SubscriberId) -> Result<()> {
+    sqlx::query("SELECT 1 FROM subscribers WHERE id = $1 FOR UPDATE")
+        .bind(sub.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let live: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM services WHERE subscriber_id = $1 AND status <> 'terminated' LIMIT 1",
+    )
+    .bind(sub.0)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    match live {
+        Some(_) => Err(StoreError::InUse {
+            entity: "subscriber",
+            by: "services not terminated",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A service is never added to a closed subscriber: checked in the inserting transaction
+/// under a share lock of the subscriber row, which a concurrent close waits for
+/// (`Stale`: the use case read the subscriber before it was closed; a retry sees it closed).
+async fn refuse_service_of_closed_subscriber(
+    tx: &mut PgConnection,
+    sub: SubscriberId,
+) -> Result<()> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1 FOR SHARE")
+            .bind(sub.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    if status.as_deref() == Some(lastmile_domain::subscriber::SubscriberStatus::Closed.as_str()) {
+        return Err(StoreError::Stale {
+            entity: "subscriber",
+        });
+    }
+    Ok(())
 }

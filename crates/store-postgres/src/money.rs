@@ -444,6 +444,7 @@ pub async fn record_account_change(s: &PgStore, c: &AccountChange) -> Result<()>
         .await
         .map_err(db_err)?;
     }
+    check_documents_owned(&mut tx, c).await?;
     for a in &c.allocations {
         sqlx::query(
             "INSERT INTO allocations (id, subscriber_id, credit_kind, credit_id, debit_kind,
@@ -476,8 +477,8 @@ pub async fn record_account_change(s: &PgStore, c: &AccountChange) -> Result<()>
     for d in &c.dunning_actions {
         sqlx::query(
             "INSERT INTO dunning_actions (id, subscriber_id, invoice_id, days_overdue, action,
-                 performed_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+                 performed_at, passed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(d.id.0)
         .bind(d.subscriber_id.0)
@@ -485,6 +486,7 @@ pub async fn record_account_change(s: &PgStore, c: &AccountChange) -> Result<()>
         .bind(d.days_overdue)
         .bind(d.action.as_str())
         .bind(micros(d.performed_at))
+        .bind(d.passed)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -499,6 +501,31 @@ pub async fn record_account_change(s: &PgStore, c: &AccountChange) -> Result<()>
         insert_audit(&mut tx, a).await?;
     }
     tx.commit().await.map_err(db_err)
+}
+
+/// Every document the change allocates, and every invoice its dunning steps name, must be
+/// the subscriber's (documents the change itself inserts included): else nothing is written.
+async fn check_documents_owned(tx: &mut PgConnection, c: &AccountChange) -> Result<()> {
+    for (_, table, ids) in c.named_documents()? {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT COUNT(*) FROM {table} WHERE subscriber_id = "
+        ));
+        q.push_bind(c.subscriber_id.0)
+            .push(" AND id = ANY(")
+            .push_bind(&ids)
+            .push(")");
+        let found: i64 = q
+            .build_query_scalar()
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if usize::try_from(found).ok() != Some(ids.len()) {
+            return Err(StoreError::NotFound {
+                entity: "document of this subscriber",
+            });
+        }
+    }
+    Ok(())
 }
 
 pub async fn ledger(s: &PgStore, sub: SubscriberId) -> Result<Vec<LedgerEntry>> {

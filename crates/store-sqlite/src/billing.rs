@@ -4,7 +4,9 @@ use crate::row::{db_err, Row};
 use crate::{collect, id, SqliteStore};
 use jiff::civil::Date;
 use jiff::Timestamp;
-use lastmile_domain::billing::invoice::{BillingRun, BillingRunStatus, Invoice, NewInvoice};
+use lastmile_domain::billing::invoice::{
+    status_at_issue, BillingRun, BillingRunStatus, Invoice, InvoiceStatus, NewInvoice,
+};
 use lastmile_domain::ids::*;
 use lastmile_domain::plan::PlanVersion;
 use lastmile_store::rows::{self, micros, RowGet};
@@ -324,10 +326,10 @@ pub async fn commit_billing_batch(s: &SqliteStore, b: &BillingBatch) -> Result<u
             v.push_bind(id(inv.id.0))
                 .push_bind(id(inv.subscriber_id.0))
                 .push_bind(number.clone())
-                .push_bind(if inv.issue.is_some() {
-                    "issued"
-                } else {
-                    "draft"
+                // A zero invoice is settled as it is issued (`status_at_issue`).
+                .push_bind(match inv.issue {
+                    Some(_) => status_at_issue(inv.total_minor()).as_str(),
+                    None => InvoiceStatus::Draft.as_str(),
                 })
                 .push_bind(inv.currency.as_str().to_string())
                 .push_bind(inv.period_start.to_string())

@@ -463,6 +463,9 @@ impl Store for SqliteStore {
         audit: &AuditEvent,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        if s.status == lastmile_domain::subscriber::SubscriberStatus::Closed {
+            refuse_close_with_live_services(&mut tx, s.id).await?;
+        }
         let done = sqlx::query(
             "UPDATE subscribers SET number = $2, name = $3, email = $4, phone = $5,
                  billing_address = $6, currency = $7, tax_zone = $8, billing_day = $9,
@@ -717,6 +720,7 @@ impl Store for SqliteStore {
 
     async fn insert_service(&self, s: &Service, audit: &AuditEvent) -> Result<()> {
         let mut tx = self.begin().await?;
+        refuse_service_of_closed_subscriber(&mut tx, s.subscriber_id).await?;
         sqlx::query(
             "INSERT INTO services (id, subscriber_id, plan_id, plan_version_id, initial_plan_id,
                  initial_plan_version_id, status, suspension_cause, service_address, access_kind,
@@ -1239,4 +1243,46 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
+}
+
+/// Closing a subscriber is refused, in its own transaction, while a service of theirs is not
+/// terminated (`InUse`): the check the use case made before may be stale. The writer
+/// connection serialises write transactions, so no service can be added in between.
+async fn refuse_close_with_live_services(
+    tx: &mut SqliteConnection,
+    sub: SubscriberId,
+) -> Result<()> {
+    let live: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM services WHERE subscriber_id = $1 AND status <> 'terminated' LIMIT 1",
+    )
+    .bind(id(sub.0))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    match live {
+        Some(_) => Err(StoreError::InUse {
+            entity: "subscriber",
+            by: "services not terminated",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A service is never added to a closed subscriber: checked in the inserting transaction
+/// (`Stale`: the use case read the subscriber before it was closed; a retry sees it closed).
+async fn refuse_service_of_closed_subscriber(
+    tx: &mut SqliteConnection,
+    sub: SubscriberId,
+) -> Result<()> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+        .bind(id(sub.0))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if status.as_deref() == Some(lastmile_domain::subscriber::SubscriberStatus::Closed.as_str()) {
+        return Err(StoreError::Stale {
+            entity: "subscriber",
+        });
+    }
+    Ok(())
 }

@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../migrations/0005_idempotency.sql"),
     ),
+    (
+        7,
+        "dunning_passed",
+        include_str!("../migrations/0007_dunning_passed.sql"),
+    ),
 ];
 
 pub async fn run(pool: &SqlitePool) -> Result<()> {

@@ -444,6 +444,7 @@ pub async fn record_account_change(s: &SqliteStore, c: &AccountChange) -> Result
         .await
         .map_err(db_err)?;
     }
+    check_documents_owned(&mut tx, c).await?;
     for a in &c.allocations {
         sqlx::query(
             "INSERT INTO allocations (id, subscriber_id, credit_kind, credit_id, debit_kind,
@@ -476,8 +477,8 @@ pub async fn record_account_change(s: &SqliteStore, c: &AccountChange) -> Result
     for d in &c.dunning_actions {
         sqlx::query(
             "INSERT INTO dunning_actions (id, subscriber_id, invoice_id, days_overdue, action,
-                 performed_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+                 performed_at, passed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id(d.id.0))
         .bind(id(d.subscriber_id.0))
@@ -485,6 +486,7 @@ pub async fn record_account_change(s: &SqliteStore, c: &AccountChange) -> Result
         .bind(d.days_overdue)
         .bind(d.action.as_str())
         .bind(micros(d.performed_at))
+        .bind(i64::from(d.passed))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -499,6 +501,35 @@ pub async fn record_account_change(s: &SqliteStore, c: &AccountChange) -> Result
         insert_audit(&mut tx, a).await?;
     }
     tx.commit().await.map_err(db_err)
+}
+
+/// Every document the change allocates, and every invoice its dunning steps name, must be
+/// the subscriber's (documents the change itself inserts included): else nothing is written.
+async fn check_documents_owned(tx: &mut SqliteConnection, c: &AccountChange) -> Result<()> {
+    for (_, table, ids) in c.named_documents()? {
+        for chunk in ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT COUNT(*) FROM {table} WHERE subscriber_id = "
+            ));
+            q.push_bind(id(c.subscriber_id.0)).push(" AND id IN (");
+            let mut sep = q.separated(", ");
+            for d in chunk {
+                sep.push_bind(id(*d));
+            }
+            q.push(")");
+            let found: i64 = q
+                .build_query_scalar()
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if usize::try_from(found).ok() != Some(chunk.len()) {
+                return Err(StoreError::NotFound {
+                    entity: "document of this subscriber",
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn ledger(s: &SqliteStore, sub: SubscriberId) -> Result<Vec<LedgerEntry>> {

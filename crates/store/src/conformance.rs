@@ -149,6 +149,10 @@ macro_rules! conformance_suite {
             account_change_concurrent_single_winner,
             issue_and_bill_concurrently_gap_free,
             settings_put_get_stale,
+            account_change_refuses_documents_of_another_subscriber,
+            closing_a_subscriber_and_adding_a_service_exclude_each_other,
+            zero_and_negative_invoices_settle_like_any_document,
+            dunning_steps_passed_over_count_as_taken,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {
@@ -3638,10 +3642,10 @@ fn stored_invoice(inv: &NewInvoice, number: Option<&str>) -> Invoice {
         id: inv.id,
         subscriber_id: inv.subscriber_id,
         number: number.map(str::to_string),
-        status: if inv.issue.is_some() {
-            InvoiceStatus::Issued
-        } else {
-            InvoiceStatus::Draft
+        // A zero invoice is settled as it is issued.
+        status: match inv.issue {
+            Some(_) => lastmile_domain::billing::invoice::status_at_issue(inv.total_minor()),
+            None => InvoiceStatus::Draft,
         },
         currency: inv.currency.clone(),
         period_start: inv.period_start,
@@ -4628,13 +4632,21 @@ pub async fn invoices_get_and_list_filters(store: Arc<dyn Store>) {
         )
         .await
         .len(),
-        3
+        2
     );
-    for status in [
-        InvoiceStatus::Draft,
-        InvoiceStatus::Paid,
-        InvoiceStatus::Void,
-    ] {
+    // The zero invoice is settled as it is issued.
+    assert_eq!(
+        list(
+            InvoiceFilter {
+                status: Some(InvoiceStatus::Paid),
+                ..of(&a.0)
+            },
+            ALL
+        )
+        .await,
+        vec![header(a3.id)]
+    );
+    for status in [InvoiceStatus::Draft, InvoiceStatus::Void] {
         assert_eq!(
             list(
                 InvoiceFilter {
@@ -4862,6 +4874,7 @@ fn dunning_action(
         days_overdue,
         action,
         performed_at,
+        passed: false,
     }
 }
 
@@ -5957,7 +5970,7 @@ pub async fn void_invoice_frees_its_period(store: Arc<dyn Store>) {
         entry(LedgerEntryKind::Invoice, &rebilled, t(10_000), 2_450),
     ];
     assert_eq!(store.ledger(sub.id).await.unwrap(), expected);
-    assert_eq!(account_of(store, sub.id).await.balance_minor(), 2_450);
+    assert_eq!(account_of(store, sub.id).await.balance_minor(), Ok(2_450));
 
     // Voiding it again: stale, nothing written.
     let before = account_of(store, sub.id).await;
@@ -6064,8 +6077,8 @@ pub async fn account_debits_credits_and_documents(store: Arc<dyn Store>) {
     ];
     expected.sort_by_key(|c| c.doc);
     assert_eq!(credits, expected);
-    assert_eq!(account.balance_minor(), -300);
-    assert_eq!(account.available_credit_minor(), 300);
+    assert_eq!(account.balance_minor(), Ok(-300));
+    assert_eq!(account.available_credit_minor(), Ok(300));
     assert_eq!(
         store.get_account(SubscriberId::generate()).await.unwrap(),
         None
@@ -6359,7 +6372,7 @@ pub async fn account_change_stale_or_duplicate_writes_nothing(store: Arc<dyn Sto
             .map(|d| (d.amount_minor, d.allocated_minor)),
         Some((14_800, 14_800))
     );
-    assert_eq!(account.balance_minor(), 0);
+    assert_eq!(account.balance_minor(), Ok(0));
     let mut listed = store
         .list_payments(
             &PaymentFilter {
@@ -6587,7 +6600,7 @@ pub async fn ledger_chronological_with_signs(store: Arc<dyn Store>) {
     assert_eq!(sum, -800);
     assert_eq!(
         account.balance_minor(),
-        sum,
+        Ok(sum),
         "the ledger sums to the balance"
     );
     assert!(store
@@ -7192,6 +7205,313 @@ pub async fn settings_put_get_stale(store: Arc<dyn Store>) {
         .await
         .expect("second put");
     assert_eq!(store.get_setting(&name).await.unwrap(), Some((v2, 2)));
+}
+
+// Cases: issue 8 (account ownership, subscriber close, zero and negative invoices) ------------
+
+/// `record_account_change` refuses, as a whole, a change whose allocations or dunning steps
+/// name a document of another subscriber (or one that does not exist): the store checks it in
+/// the transaction instead of trusting the use case.
+pub async fn account_change_refuses_documents_of_another_subscriber(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 2).await;
+    let ((a, a_svc), (b, b_svc)) = (&subs[0], &subs[1]);
+    let prefix = format!("T{}-", tag());
+    let period = unique_date();
+    let invs = bill(
+        store,
+        &[
+            new_invoice(a_svc, period, None, &[4_900]),
+            new_invoice(b_svc, period, None, &[4_900]),
+        ],
+        &prefix,
+    )
+    .await;
+    let (a_inv, b_inv) = (&invs[0], &invs[1]);
+    let pb = payment(b.id, 1_000, t(DAY));
+    let mut c = account_change(&account_of(store, b.id).await, t(DAY), "payment.record");
+    c.payment = Some(pb.clone());
+    change_account(store, &c).await;
+
+    let before_a = account_of(store, a.id).await;
+    let before_b = account_of(store, b.id).await;
+    let pa = payment(a.id, 2_000, t(2 * DAY));
+    let own = allocation(
+        a.id,
+        payment_doc(&pa),
+        invoice_doc(a_inv.id),
+        500,
+        t(2 * DAY),
+    );
+    let base = || {
+        let mut c = account_change(&before_a, t(2 * DAY), "payment.record");
+        c.payment = Some(pa.clone());
+        c.allocations = vec![own.clone()];
+        c
+    };
+    let mut foreign_debit = base();
+    foreign_debit.allocations.push(allocation(
+        a.id,
+        payment_doc(&pa),
+        invoice_doc(b_inv.id),
+        500,
+        t(2 * DAY),
+    ));
+    let mut foreign_credit = base();
+    foreign_credit.allocations.push(allocation(
+        a.id,
+        payment_doc(&pb),
+        invoice_doc(a_inv.id),
+        500,
+        t(2 * DAY),
+    ));
+    let mut foreign_subscriber = base();
+    foreign_subscriber.allocations[0].subscriber_id = b.id;
+    let mut unknown = base();
+    unknown.allocations.push(allocation(
+        a.id,
+        payment_doc(&pa),
+        invoice_doc(InvoiceId::generate()),
+        500,
+        t(2 * DAY),
+    ));
+    let mut foreign_step = base();
+    let mut step_of_b = dunning_action(b_inv, 3, DunningActionKind::Remind, t(2 * DAY));
+    step_of_b.subscriber_id = a.id;
+    foreign_step.dunning_actions = vec![step_of_b];
+    let mut step_naming_b = base();
+    step_naming_b.dunning_actions = vec![dunning_action(
+        b_inv,
+        3,
+        DunningActionKind::Remind,
+        t(2 * DAY),
+    )];
+    for (what, c) in [
+        ("an invoice of another subscriber", &foreign_debit),
+        ("a payment of another subscriber", &foreign_credit),
+        ("another subscriber's id", &foreign_subscriber),
+        ("an unknown invoice", &unknown),
+        ("a dunning step on another's invoice", &foreign_step),
+        ("a dunning step of another subscriber", &step_naming_b),
+    ] {
+        match store.record_account_change(c).await {
+            Err(StoreError::NotFound { .. }) => {}
+            other => panic!("{what}: expected NotFound, got {other:?}"),
+        }
+        assert_eq!(account_of(store, a.id).await, before_a, "{what}");
+        assert_eq!(account_of(store, b.id).await, before_b, "{what}");
+        assert_eq!(store.get_payment(pa.id).await.unwrap(), None, "{what}");
+        assert_eq!(store.dunning_actions(b_inv.id).await.unwrap(), vec![]);
+        assert_audit_absent(store, c).await;
+    }
+    // The same change with only its own documents is written.
+    let mut ok = base();
+    ok.dunning_actions = vec![dunning_action(
+        a_inv,
+        3,
+        DunningActionKind::Remind,
+        t(2 * DAY),
+    )];
+    change_account(store, &ok).await;
+    let after = account_of(store, a.id).await;
+    assert_eq!(after.revision, before_a.revision + 1);
+    assert_eq!(
+        after.debit(invoice_doc(a_inv.id)).unwrap().open_minor(),
+        4_400
+    );
+    assert_eq!(
+        store.dunning_actions(a_inv.id).await.unwrap(),
+        vec![(3, DunningActionKind::Remind)]
+    );
+}
+
+/// Closing a subscriber and adding a service to them exclude each other in the store, even
+/// when the use case's check ran before the other write: a service created between the check
+/// and the close refuses the close, and a service for a subscriber closed meanwhile is
+/// refused.
+pub async fn closing_a_subscriber_and_adding_a_service_exclude_each_other(store: Arc<dyn Store>) {
+    let store = &*store;
+    let w = world(store).await;
+    // The use case checked: no service. Then a service is created, then the close is written.
+    let checked = store.get_subscriber(w.sub.id).await.unwrap().unwrap();
+    let svc = new_service(store, &w).await;
+    let closed = revised(&checked, t(10), |s| s.status = SubscriberStatus::Closed);
+    let audit = audit_of(
+        t(10),
+        Some(w.sub.id),
+        "subscriber",
+        w.sub.id,
+        "subscriber.close",
+        &closed,
+    );
+    match store
+        .update_subscriber(&closed, checked.revision, &audit)
+        .await
+    {
+        Err(StoreError::InUse { .. }) => {}
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_subscriber(w.sub.id).await.unwrap(),
+        Some(checked.clone())
+    );
+    assert!(!audit_ids(&audits(store, w.sub.id).await).contains(&audit.id));
+
+    // A terminated service does not hold the close back.
+    record(
+        store,
+        &change(&svc, 1, EventKind::Terminated, t(11), t(11), vec![]),
+    )
+    .await;
+    store
+        .update_subscriber(&closed, checked.revision, &audit)
+        .await
+        .expect("close without live services");
+
+    // The use case read the subscriber open, the close committed meanwhile: the new service
+    // is refused and nothing of it is written.
+    let late = service(&checked, &w.plan, Some(&w.nas));
+    expect_stale(
+        store.insert_service(&late, &service_audit(&late)).await,
+        "subscriber",
+    );
+    assert_eq!(store.get_service(late.id).await.unwrap(), None);
+    assert!(audits(store, late.id).await.is_empty());
+
+    // Other subscribers are unaffected.
+    let other = named("Still Open");
+    add_subscriber(store, &other).await;
+    let ok = service(&other, &w.plan, Some(&w.nas));
+    add_service(store, &ok).await;
+    assert_eq!(store.get_service(ok.id).await.unwrap(), Some(ok));
+}
+
+/// A zero invoice is settled as it is issued (by a batch, or from a draft); a negative one
+/// is a credit of the account like a credit note: it pays open invoices and is settled
+/// (`paid`) once its credit is used up. Dunning passes over both.
+pub async fn zero_and_negative_invoices_settle_like_any_document(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 1).await;
+    let (sub, svc) = &subs[0];
+    let prefix = format!("T{}-", tag());
+    let p1 = unique_date();
+    let (p2, p3, p4) = (days_after(p1, 30), days_after(p1, 61), days_after(p1, 91));
+    let mut draft = new_invoice(svc, p4, None, &[1_000, -1_000]);
+    draft.issue = None;
+    let invs = bill(
+        store,
+        &[
+            new_invoice(svc, p1, None, &[4_900]),
+            new_invoice(svc, p2, None, &[]),
+            new_invoice(svc, p3, None, &[100, -2_100]),
+            draft,
+        ],
+        &prefix,
+    )
+    .await;
+    let (open, zero, negative, draft) = (&invs[0], &invs[1], &invs[2], &invs[3]);
+    assert_eq!(open.status, InvoiceStatus::Issued);
+    assert_eq!(zero.status, InvoiceStatus::Paid);
+    assert!(zero.number.is_some(), "a settled invoice is numbered too");
+    assert_eq!(negative.status, InvoiceStatus::Issued);
+    assert_eq!(negative.total_minor, -2_000);
+    assert_eq!(draft.status, InvoiceStatus::Draft);
+
+    let mut account = account_of(store, sub.id).await;
+    assert_eq!(account.balance_minor(), Ok(2_900));
+    let credit = account.credit(invoice_doc(negative.id)).expect("a credit");
+    assert_eq!((credit.amount_minor, credit.allocated_minor), (2_000, 0));
+    assert!(account.debit(invoice_doc(zero.id)).is_none());
+    assert_eq!(
+        store.subscribers_with_credit(&[sub.id]).await.unwrap(),
+        vec![sub.id]
+    );
+    let late = days_after(p3, 60);
+    assert_eq!(overdue_of(store, late, &[sub.id], 10).await, vec![sub.id]);
+
+    // Settling pays the open invoice from the negative one, which is then used up.
+    let before = account.clone();
+    let mut c = account_change(&before, t(DAY), "account.settle");
+    c.allocations = account.settle(t(DAY)).unwrap();
+    c.paid_invoices = account.invoices_settled_by(&c.allocations);
+    assert_eq!(c.paid_invoices, vec![negative.id]);
+    change_account(store, &c).await;
+    assert_eq!(
+        invoice_of(store, negative.id).await.status,
+        InvoiceStatus::Paid
+    );
+    assert_eq!(
+        invoice_of(store, open.id).await.status,
+        InvoiceStatus::Issued
+    );
+    let after = account_of(store, sub.id).await;
+    assert_eq!(after.balance_minor(), Ok(2_900));
+    assert_eq!(after.available_credit_minor(), Ok(0));
+    assert_eq!(
+        after.debit(invoice_doc(open.id)).unwrap().open_minor(),
+        2_900
+    );
+    assert_eq!(
+        store.subscribers_with_credit(&[sub.id]).await.unwrap(),
+        vec![]
+    );
+
+    // A zero draft is paid as it is issued.
+    let mut c = account_change(&after, t(2 * DAY), "invoice.issued");
+    c.issue_invoice = Some(IssueInvoice {
+        invoice_id: draft.id,
+        issued_at: t(2 * DAY),
+        due_date: days_after(p4, 14),
+        number_prefix: prefix.clone(),
+    });
+    c.paid_invoices = vec![draft.id];
+    change_account(store, &c).await;
+    let issued = invoice_of(store, draft.id).await;
+    assert_eq!(issued.status, InvoiceStatus::Paid);
+    assert!(issued.number.is_some());
+}
+
+/// A dunning step recorded as passed (due, but superseded by a later one of the same pass)
+/// counts as taken: it is never taken again.
+pub async fn dunning_steps_passed_over_count_as_taken(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 1).await;
+    let (sub, svc) = &subs[0];
+    let prefix = format!("T{}-", tag());
+    let invs = bill(
+        store,
+        &[new_invoice(svc, unique_date(), None, &[4_900])],
+        &prefix,
+    )
+    .await;
+    let inv = &invs[0];
+    let mut c = account_change(&account_of(store, sub.id).await, t(DAY), "dunning.step");
+    let mut passed = dunning_action(inv, 3, DunningActionKind::Remind, t(DAY));
+    passed.passed = true;
+    c.dunning_actions = vec![
+        passed,
+        dunning_action(inv, 7, DunningActionKind::Remind, t(DAY)),
+    ];
+    change_account(store, &c).await;
+    assert_eq!(
+        sorted(&store.dunning_actions(inv.id).await.unwrap()),
+        vec![
+            (3, DunningActionKind::Remind),
+            (7, DunningActionKind::Remind)
+        ]
+    );
+    let mut again = account_change(&account_of(store, sub.id).await, t(2 * DAY), "dunning.step");
+    again.dunning_actions = vec![dunning_action(
+        inv,
+        3,
+        DunningActionKind::Remind,
+        t(2 * DAY),
+    )];
+    expect_duplicate(
+        store.record_account_change(&again).await,
+        "dunning action",
+        "step",
+    );
 }
 
 #[cfg(test)]

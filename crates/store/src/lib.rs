@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::auth::Operator;
 use lastmile_domain::billing::account::{
-    Account, Allocation, CreditNote, LedgerEntry, Payment, Refund,
+    Account, Allocation, CreditNote, DocumentKind, LedgerEntry, Payment, Refund,
 };
 use lastmile_domain::billing::discount::Discount;
 use lastmile_domain::billing::dunning::{DunningAction, DunningActionKind, DunningPolicy};
@@ -34,6 +34,7 @@ use lastmile_domain::plan::{Plan, PlanStatus, PlanVersion};
 use lastmile_domain::service::{Service, ServiceStatus};
 use lastmile_domain::subscriber::{Subscriber, SubscriberStatus};
 use lastmile_domain::timeline::TimelineEvent;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -205,6 +206,46 @@ impl AccountChange {
             jobs: Vec::new(),
             audit: Vec::new(),
         }
+    }
+
+    /// The documents the change's allocations (both sides) and dunning steps (their invoice)
+    /// name, per kind, with the table holding them: a store checks in the transaction that
+    /// every one of them is the subscriber's, and refuses the whole change otherwise. Also
+    /// refused here: an allocation or a step that names another subscriber outright.
+    pub fn named_documents(&self) -> Result<Vec<(DocumentKind, &'static str, Vec<uuid::Uuid>)>> {
+        let foreign = || StoreError::NotFound {
+            entity: "document of this subscriber",
+        };
+        let mut named: BTreeMap<DocumentKind, BTreeSet<uuid::Uuid>> = BTreeMap::new();
+        for a in &self.allocations {
+            if a.subscriber_id != self.subscriber_id {
+                return Err(foreign());
+            }
+            for d in [a.credit, a.debit] {
+                named.entry(d.kind).or_default().insert(d.id);
+            }
+        }
+        for d in &self.dunning_actions {
+            if d.subscriber_id != self.subscriber_id {
+                return Err(foreign());
+            }
+            named
+                .entry(DocumentKind::Invoice)
+                .or_default()
+                .insert(d.invoice_id.0);
+        }
+        Ok(named
+            .into_iter()
+            .map(|(kind, ids)| {
+                let table = match kind {
+                    DocumentKind::Invoice => "invoices",
+                    DocumentKind::CreditNote => "credit_notes",
+                    DocumentKind::Payment => "payments",
+                    DocumentKind::Refund => "refunds",
+                };
+                (kind, table, ids.into_iter().collect())
+            })
+            .collect())
     }
 }
 

@@ -158,8 +158,11 @@ pub struct Debit {
 }
 
 impl Debit {
+    /// What is still owed. `0 ≤ allocated ≤ amount` always holds (allocations never exceed
+    /// either side, the schema keeps amounts positive), so this difference cannot overflow;
+    /// it saturates all the same rather than wrap on corrupt data.
     pub fn open_minor(&self) -> i64 {
-        self.amount_minor - self.allocated_minor
+        self.amount_minor.saturating_sub(self.allocated_minor)
     }
 }
 
@@ -174,9 +177,37 @@ pub struct Credit {
 }
 
 impl Credit {
+    /// What is still available (see [`Debit::open_minor`] on why this cannot overflow).
     pub fn available_minor(&self) -> i64 {
-        self.amount_minor - self.allocated_minor
+        self.amount_minor.saturating_sub(self.allocated_minor)
     }
+}
+
+/// A money sum left the range of `i64`: every account total, allocation and running balance
+/// is computed with checked arithmetic, so this is an error, never a wrapped amount. Inputs
+/// are bounded by [`super::money::MAX_AMOUNT_MINOR`], so only corrupt data can cause it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a money sum overflows: an amount is beyond any real account")]
+pub struct MoneyOverflow;
+
+/// The exact sum of `amounts`, or [`MoneyOverflow`].
+pub fn checked_sum(amounts: impl IntoIterator<Item = i64>) -> Result<i64, MoneyOverflow> {
+    amounts
+        .into_iter()
+        .try_fold(0i64, |acc, a| acc.checked_add(a).ok_or(MoneyOverflow))
+}
+
+/// The balance after each ledger entry, in order (entries' `amount_minor` is their effect on
+/// the balance), with checked sums.
+pub fn running_balances(entries: &[LedgerEntry]) -> Result<Vec<i64>, MoneyOverflow> {
+    let mut balance = 0i64;
+    entries
+        .iter()
+        .map(|e| {
+            balance = balance.checked_add(e.amount_minor).ok_or(MoneyOverflow)?;
+            Ok(balance)
+        })
+        .collect()
 }
 
 /// Part of a credit applied to a debit.
@@ -203,26 +234,41 @@ pub struct Account {
 
 impl Account {
     /// What the subscriber owes (negative: credit in their favour).
-    pub fn balance_minor(&self) -> i64 {
-        self.debits.iter().map(Debit::open_minor).sum::<i64>()
-            - self
-                .credits
-                .iter()
-                .map(Credit::available_minor)
-                .sum::<i64>()
+    pub fn balance_minor(&self) -> Result<i64, MoneyOverflow> {
+        let open = checked_sum(self.debits.iter().map(Debit::open_minor))?;
+        open.checked_sub(self.available_credit_minor()?)
+            .ok_or(MoneyOverflow)
     }
 
-    pub fn available_credit_minor(&self) -> i64 {
-        self.credits.iter().map(Credit::available_minor).sum()
+    pub fn available_credit_minor(&self) -> Result<i64, MoneyOverflow> {
+        checked_sum(self.credits.iter().map(Credit::available_minor))
+    }
+
+    /// Open amount of invoices (refunds are allocated in full when made).
+    pub fn open_invoices_minor(&self) -> Result<i64, MoneyOverflow> {
+        checked_sum(
+            self.debits
+                .iter()
+                .filter(|d| d.doc.kind == DocumentKind::Invoice)
+                .map(Debit::open_minor),
+        )
     }
 
     /// Open amount of debits due before `today`.
-    pub fn overdue_minor(&self, today: Date) -> i64 {
+    pub fn overdue_minor(&self, today: Date) -> Result<i64, MoneyOverflow> {
+        checked_sum(
+            self.debits
+                .iter()
+                .filter(|d| d.due < today)
+                .map(Debit::open_minor),
+        )
+    }
+
+    /// Whether anything is open past its due date (no sum needed).
+    pub fn has_overdue(&self, today: Date) -> bool {
         self.debits
             .iter()
-            .filter(|d| d.due < today)
-            .map(Debit::open_minor)
-            .sum()
+            .any(|d| d.due < today && d.open_minor() > 0)
     }
 
     /// The oldest debit still open and past due, with its days overdue.
@@ -243,15 +289,22 @@ impl Account {
     }
 
     /// Applies allocations to the in-memory state (to compute the result of a change).
-    pub fn apply(&mut self, allocations: &[Allocation]) {
+    pub fn apply(&mut self, allocations: &[Allocation]) -> Result<(), MoneyOverflow> {
         for a in allocations {
             if let Some(d) = self.debits.iter_mut().find(|d| d.doc == a.debit) {
-                d.allocated_minor += a.amount_minor;
+                d.allocated_minor = d
+                    .allocated_minor
+                    .checked_add(a.amount_minor)
+                    .ok_or(MoneyOverflow)?;
             }
             if let Some(c) = self.credits.iter_mut().find(|c| c.doc == a.credit) {
-                c.allocated_minor += a.amount_minor;
+                c.allocated_minor = c
+                    .allocated_minor
+                    .checked_add(a.amount_minor)
+                    .ok_or(MoneyOverflow)?;
             }
         }
+        Ok(())
     }
 
     /// Allocates as much as possible of `credit` to `debit`; the allocation made, if any.
@@ -261,12 +314,13 @@ impl Account {
         debit: DocumentRef,
         max_minor: i64,
         now: Timestamp,
-    ) -> Option<Allocation> {
-        let avail = self.credit(credit)?.available_minor();
-        let open = self.debit(debit)?.open_minor();
-        let amount = avail.min(open).min(max_minor);
+    ) -> Result<Option<Allocation>, MoneyOverflow> {
+        let (Some(c), Some(d)) = (self.credit(credit), self.debit(debit)) else {
+            return Ok(None);
+        };
+        let amount = c.available_minor().min(d.open_minor()).min(max_minor);
         if amount <= 0 {
-            return None;
+            return Ok(None);
         }
         let a = Allocation {
             id: AllocationId::generate(),
@@ -276,13 +330,16 @@ impl Account {
             amount_minor: amount,
             created_at: now,
         };
-        self.apply(std::slice::from_ref(&a));
-        Some(a)
+        self.apply(std::slice::from_ref(&a))?;
+        Ok(Some(a))
     }
 
     /// Allocates available credit to open debits, oldest credit to oldest debit, until one
     /// side is exhausted. Returns the allocations made (and applies them).
-    pub fn settle(&mut self, now: Timestamp) -> Vec<Allocation> {
+    ///
+    /// Every credit counts alike, whatever produced it: a payment, a credit note, or an
+    /// invoice whose total is negative (corrections crediting more than the period charges).
+    pub fn settle(&mut self, now: Timestamp) -> Result<Vec<Allocation>, MoneyOverflow> {
         let mut debits: Vec<(Date, Timestamp, DocumentRef)> = self
             .debits
             .iter()
@@ -301,7 +358,7 @@ impl Account {
         let (mut di, mut ci) = (0, 0);
         while di < debits.len() && ci < credits.len() {
             let (debit, credit) = (debits[di].2, credits[ci].1);
-            if let Some(a) = self.allocate(credit, debit, i64::MAX, now) {
+            if let Some(a) = self.allocate(credit, debit, i64::MAX, now)? {
                 out.push(a);
             }
             if self.debit(debit).is_none_or(|d| d.open_minor() <= 0) {
@@ -311,15 +368,46 @@ impl Account {
                 ci += 1;
             }
         }
-        out
+        Ok(out)
     }
 
-    /// Invoices fully paid by now.
+    /// Invoices settled by now: those with a positive total fully paid, and those with a
+    /// negative total (a credit) whose credit is used up, by other invoices or refunds.
+    ///
+    /// An invoice's status tells an operator whether anything is still open on it, either
+    /// way: `issued` means money is still owed on it (positive total) or still available
+    /// from it (negative total); `paid` means it is settled. A zero invoice is settled when
+    /// it is issued ([`super::invoice::status_at_issue`]).
     pub fn paid_invoices(&self) -> Vec<InvoiceId> {
         self.debits
             .iter()
             .filter(|d| d.doc.kind == DocumentKind::Invoice && d.open_minor() == 0)
             .map(|d| InvoiceId(d.doc.id))
+            .chain(
+                self.credits
+                    .iter()
+                    .filter(|c| c.doc.kind == DocumentKind::Invoice && c.available_minor() == 0)
+                    .map(|c| InvoiceId(c.doc.id)),
+            )
+            .collect()
+    }
+
+    /// Of [`Self::paid_invoices`], those `allocations` touched (as debit or credit): the
+    /// invoices a change makes paid.
+    pub fn invoices_settled_by(&self, allocations: &[Allocation]) -> Vec<InvoiceId> {
+        let touched: std::collections::BTreeSet<DocumentRef> = allocations
+            .iter()
+            .flat_map(|a| [a.debit, a.credit])
+            .filter(|d| d.kind == DocumentKind::Invoice)
+            .collect();
+        self.paid_invoices()
+            .into_iter()
+            .filter(|i| {
+                touched.contains(&DocumentRef {
+                    kind: DocumentKind::Invoice,
+                    id: i.0,
+                })
+            })
             .collect()
     }
 }
@@ -422,13 +510,13 @@ mod tests {
         let new = debit(&mut a, 20, 6000);
         let old = debit(&mut a, 5, 4000);
         credit(&mut a, 21, 12000);
-        assert_eq!(a.balance_minor(), -2000);
-        let allocs = a.settle(at(22));
+        assert_eq!(a.balance_minor().unwrap(), -2000);
+        let allocs = a.settle(at(22)).unwrap();
         assert_eq!(allocs.len(), 2);
         assert_eq!(allocs[0].debit, old);
         assert_eq!(allocs[1].debit, new);
-        assert_eq!(a.available_credit_minor(), 2000);
-        assert_eq!(a.balance_minor(), -2000);
+        assert_eq!(a.available_credit_minor().unwrap(), 2000);
+        assert_eq!(a.balance_minor().unwrap(), -2000);
         assert_eq!(a.paid_invoices().len(), 2);
     }
 
@@ -438,11 +526,62 @@ mod tests {
         debit(&mut a, 5, 4000);
         debit(&mut a, 20, 6000);
         credit(&mut a, 6, 1000);
-        a.settle(at(6));
-        assert_eq!(a.overdue_minor(date(2026, 3, 10)), 3000);
+        a.settle(at(6)).unwrap();
+        assert_eq!(a.overdue_minor(date(2026, 3, 10)).unwrap(), 3000);
         let (d, days) = a.oldest_overdue(date(2026, 3, 10)).unwrap();
         assert_eq!((d.open_minor(), days), (3000, 5));
-        assert_eq!(a.overdue_minor(date(2026, 3, 5)), 0);
+        assert_eq!(a.overdue_minor(date(2026, 3, 5)).unwrap(), 0);
+    }
+
+    #[test]
+    fn sums_that_overflow_are_errors_not_wraps() {
+        // The issue's ledger: two payments of i64::MAX showed balance 2, credit -2.
+        let mut a = acct();
+        credit(&mut a, 1, i64::MAX);
+        credit(&mut a, 2, i64::MAX);
+        assert_eq!(a.available_credit_minor(), Err(MoneyOverflow));
+        assert_eq!(a.balance_minor(), Err(MoneyOverflow));
+        let mut b = acct();
+        debit(&mut b, 1, i64::MAX);
+        debit(&mut b, 2, 1);
+        assert_eq!(b.overdue_minor(date(2026, 3, 10)), Err(MoneyOverflow));
+        assert_eq!(b.open_invoices_minor(), Err(MoneyOverflow));
+        let entry = |amount_minor| LedgerEntry {
+            kind: LedgerEntryKind::Payment,
+            document_id: uuid::Uuid::now_v7(),
+            label: None,
+            at: at(1),
+            amount_minor,
+        };
+        assert_eq!(running_balances(&[entry(5), entry(-7)]), Ok(vec![5, -2]));
+        assert_eq!(
+            running_balances(&[entry(-i64::MAX), entry(-i64::MAX)]),
+            Err(MoneyOverflow)
+        );
+        assert_eq!(checked_sum([i64::MAX, 1]), Err(MoneyOverflow));
+        assert_eq!(checked_sum([i64::MAX, -1, 1]), Ok(i64::MAX));
+    }
+
+    #[test]
+    fn a_negative_invoice_is_credit_and_paid_once_used() {
+        let mut a = acct();
+        let open = debit(&mut a, 5, 4000);
+        let neg = DocumentRef {
+            kind: DocumentKind::Invoice,
+            id: uuid::Uuid::now_v7(),
+        };
+        a.credits.push(Credit {
+            doc: neg,
+            at: at(6),
+            amount_minor: 1500,
+            allocated_minor: 0,
+        });
+        let allocs = a.settle(at(7)).unwrap();
+        assert_eq!(allocs.len(), 1);
+        assert_eq!((allocs[0].credit, allocs[0].debit), (neg, open));
+        // The credit invoice is used up (settled); the other still has 2500 open.
+        assert_eq!(a.invoices_settled_by(&allocs), vec![InvoiceId(neg.id)]);
+        assert_eq!(a.balance_minor().unwrap(), 2500);
     }
 
     proptest! {
@@ -459,17 +598,17 @@ mod tests {
             for (is_debit, amount, day, settle_now) in ops {
                 if is_debit { debit(&mut a, day, amount); owed += amount; }
                 else { credit(&mut a, day, amount); paid += amount; }
-                if settle_now { a.settle(at(27)); }
-                prop_assert_eq!(a.balance_minor(), owed - paid);
+                if settle_now { a.settle(at(27)).unwrap(); }
+                prop_assert_eq!(a.balance_minor().unwrap(), owed - paid);
             }
-            a.settle(at(27));
-            prop_assert_eq!(a.balance_minor(), owed - paid);
+            a.settle(at(27)).unwrap();
+            prop_assert_eq!(a.balance_minor().unwrap(), owed - paid);
             for d in &a.debits { prop_assert!(d.open_minor() >= 0); }
             for c in &a.credits { prop_assert!(c.available_minor() >= 0); }
             let open: i64 = a.debits.iter().map(Debit::open_minor).sum();
-            prop_assert!(open == 0 || a.available_credit_minor() == 0);
-            if a.balance_minor() <= 0 {
-                prop_assert_eq!(a.overdue_minor(date(2026, 4, 30)), 0);
+            prop_assert!(open == 0 || a.available_credit_minor().unwrap() == 0);
+            if a.balance_minor().unwrap() <= 0 {
+                prop_assert_eq!(a.overdue_minor(date(2026, 4, 30)).unwrap(), 0);
             }
         }
     }

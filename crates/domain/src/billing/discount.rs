@@ -25,7 +25,8 @@ pub enum DiscountValue {
 }
 
 impl DiscountValue {
-    /// A percentage above 0 (at most 100 by construction of [`Rate`]), or a positive amount.
+    /// A percentage above 0 (at most 100 by construction of [`Rate`]), or a positive amount
+    /// of at most [`super::money::MAX_AMOUNT_MINOR`].
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         match *self {
             Self::Percent { percent } if percent.millionths() <= 0 => {
@@ -34,6 +35,9 @@ impl DiscountValue {
             Self::Fixed { amount_minor } if amount_minor <= 0 => {
                 Err(("value.amount_minor", "must be more than 0".into()))
             }
+            Self::Fixed { amount_minor } => super::money::check_amount(amount_minor)
+                .map(drop)
+                .map_err(|m| ("value.amount_minor", m)),
             _ => Ok(()),
         }
     }
@@ -167,6 +171,18 @@ mod tests {
         .unwrap_err();
         let fields: Vec<&str> = e.0.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["value.amount_minor", "ends_on", "description"]);
+        let bound = super::super::money::MAX_AMOUNT_MINOR;
+        assert!(DiscountValue::Fixed {
+            amount_minor: bound
+        }
+        .validate()
+        .is_ok());
+        let (field, _) = DiscountValue::Fixed {
+            amount_minor: bound + 1,
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(field, "value.amount_minor");
     }
 
     #[test]

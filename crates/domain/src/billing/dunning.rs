@@ -94,8 +94,9 @@ pub fn validate_steps(steps: &[DunningStep]) -> Result<(), ValidationErrors> {
     errors.into_result()
 }
 
-/// A step taken for an invoice; unique per (invoice, days, action), so the daily job is
-/// idempotent.
+/// A step recorded for an invoice; unique per (invoice, days, action), so the daily job is
+/// idempotent. `passed`: the step was due but superseded by a later one of the same pass, so
+/// it was recorded (never to be taken later) without being performed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DunningAction {
     pub id: crate::ids::DunningActionId,
@@ -104,22 +105,41 @@ pub struct DunningAction {
     pub days_overdue: i64,
     pub action: DunningActionKind,
     pub performed_at: Timestamp,
+    pub passed: bool,
 }
 
-/// The steps due for an invoice `days_overdue` days past due that were not taken yet, in
-/// order. Only the latest of several due steps of the same kind matters, but taking each is
-/// harmless and keeps the record complete.
+/// The steps reached for an invoice `days_overdue` days past due and not recorded yet, as
+/// `(step, take)` in policy order: `take` false means the step is passed over, recorded but
+/// not performed.
+///
+/// When a pass finds several steps due at once (the job did not run for a while, or a policy
+/// has steps on close days), only the latest due step is taken, so a subscriber never gets
+/// three identical reminders at once, nor a stale reminder next to the suspension it warned
+/// of. One exception: a suspension or termination is never passed over by a later reminder;
+/// then the latest of them is taken too (a termination covers a suspension).
 pub fn due_steps(
     policy: &DunningPolicy,
     days_overdue: i64,
     taken: &[(i64, DunningActionKind)],
-) -> Vec<DunningStep> {
-    policy
+) -> Vec<(DunningStep, bool)> {
+    let due: Vec<DunningStep> = policy
         .steps
         .iter()
         .filter(|s| s.days_overdue <= days_overdue)
         .filter(|s| !taken.contains(&(s.days_overdue, s.action)))
         .copied()
+        .collect();
+    let latest = due.last().copied();
+    let latest_service_action = due
+        .iter()
+        .rev()
+        .find(|s| s.action != DunningActionKind::Remind)
+        .copied();
+    due.into_iter()
+        .map(|s| {
+            let take = Some(s) == latest || Some(s) == latest_service_action;
+            (s, take)
+        })
         .collect()
 }
 
@@ -156,13 +176,58 @@ mod tests {
     fn due_steps_are_those_reached_and_not_taken() {
         let p = policy();
         assert!(due_steps(&p, 2, &[]).is_empty());
-        assert_eq!(due_steps(&p, 3, &[]), vec![p.steps[0]]);
+        assert_eq!(due_steps(&p, 3, &[]), vec![(p.steps[0], true)]);
         assert_eq!(
             due_steps(&p, 12, &[(3, DunningActionKind::Remind)]),
-            vec![p.steps[1]]
+            vec![(p.steps[1], true)]
         );
-        // A job that did not run for weeks catches up on every step.
-        assert_eq!(due_steps(&p, 50, &[]).len(), 3);
+        // A job that did not run for weeks records every step but takes only the latest.
+        assert_eq!(
+            due_steps(&p, 50, &[]),
+            vec![(p.steps[0], false), (p.steps[1], false), (p.steps[2], true)]
+        );
+    }
+
+    #[test]
+    fn several_reminders_due_at_once_take_only_the_latest() {
+        let mut p = policy();
+        p.steps = vec![
+            step(3, DunningActionKind::Remind),
+            step(7, DunningActionKind::Remind),
+            step(14, DunningActionKind::Remind),
+            step(20, DunningActionKind::Suspend),
+            step(25, DunningActionKind::Remind),
+        ];
+        let r = DunningActionKind::Remind;
+        assert_eq!(
+            due_steps(&p, 15, &[]),
+            vec![
+                (step(3, r), false),
+                (step(7, r), false),
+                (step(14, r), true)
+            ]
+        );
+        assert_eq!(
+            due_steps(&p, 15, &[(3, r)]),
+            vec![(step(7, r), false), (step(14, r), true)]
+        );
+        // A suspension is never passed over by a later reminder.
+        let later = due_steps(&p, 30, &[(3, r), (7, r), (14, r)]);
+        assert_eq!(
+            later,
+            vec![
+                (step(20, DunningActionKind::Suspend), true),
+                (step(25, r), true)
+            ]
+        );
+        // Exactly one reminder per pass, whatever was missed.
+        for days in 0..40 {
+            let reminders = due_steps(&p, days, &[])
+                .into_iter()
+                .filter(|(s, take)| *take && s.action == r)
+                .count();
+            assert!(reminders <= 1, "{days}: {reminders}");
+        }
     }
 
     #[test]

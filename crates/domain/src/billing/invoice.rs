@@ -14,10 +14,24 @@ use std::str::FromStr;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InvoiceStatus {
     Draft,
-    /// Numbered and immutable; corrected only by credit notes.
+    /// Numbered and immutable; corrected only by credit notes. Something is still open on
+    /// it: owed (positive total) or, for a negative total, credit not used yet.
     Issued,
+    /// Settled: fully paid (positive total), its credit used up by other invoices or
+    /// refunds (negative total), or nothing to pay at all (zero total, paid when issued).
     Paid,
     Void,
+}
+
+/// The status an invoice takes when it is issued: a zero invoice has nothing to settle, so it
+/// is paid at once; any other stays issued until allocations settle it (a negative one is a
+/// credit that pays the subscriber's other invoices, oldest first, like a credit note).
+pub fn status_at_issue(total_minor: i64) -> InvoiceStatus {
+    if total_minor == 0 {
+        InvoiceStatus::Paid
+    } else {
+        InvoiceStatus::Issued
+    }
 }
 
 impl InvoiceStatus {

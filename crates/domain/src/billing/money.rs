@@ -3,6 +3,23 @@
 
 use crate::validate::Currency;
 
+/// The largest amount (in minor units, either sign) any input may carry: a price, a fee, a
+/// payment, a refund, a credit note, a fixed discount, a bank-statement row. 10^12 minor units
+/// is ten billion euros, far above any real invoice, and a million such amounts still sum
+/// far below `i64::MAX`; sums are checked all the same, so overflow is an error, never a wrap.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
+/// Checks an input amount against [`MAX_AMOUNT_MINOR`].
+pub fn check_amount(amount_minor: i64) -> Result<i64, String> {
+    if amount_minor.unsigned_abs() > MAX_AMOUNT_MINOR.unsigned_abs() {
+        Err(format!(
+            "must be at most {MAX_AMOUNT_MINOR} minor units in absolute value"
+        ))
+    } else {
+        Ok(amount_minor)
+    }
+}
+
 /// Digits after the decimal point of a currency (ISO 4217 minor unit).
 pub fn exponent(c: &Currency) -> u32 {
     match c.as_str() {

@@ -287,37 +287,28 @@ async fn ledger(
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<LedgerResponse>> {
     caller.require(Permission::ReadBilling)?;
+    // The app computes every sum (checked); the handler only shapes the response.
     let l = st.app.ledger(SubscriberId(id)).await?;
-    let mut balance = 0i64;
     let entries = l
         .entries
         .into_iter()
-        .map(|e| {
-            balance += e.amount_minor;
-            LedgerEntryResponse {
-                kind: e.kind,
-                document_id: e.document_id,
-                label: e.label,
-                at: e.at,
-                amount_minor: e.amount_minor,
-                balance_minor: balance,
-            }
+        .zip(l.balances)
+        .map(|(e, balance_minor)| LedgerEntryResponse {
+            kind: e.kind,
+            document_id: e.document_id,
+            label: e.label,
+            at: e.at,
+            amount_minor: e.amount_minor,
+            balance_minor,
         })
         .collect();
-    let open = l
-        .account
-        .debits
-        .iter()
-        .filter(|d| d.doc.kind == lastmile_domain::billing::account::DocumentKind::Invoice)
-        .map(|d| d.open_minor())
-        .sum();
     Ok(axum::Json(LedgerResponse {
         subscriber_id: id,
         currency: l.account.currency.to_string(),
-        balance_minor: l.account.balance_minor(),
-        open_minor: open,
-        overdue_minor: l.account.overdue_minor(l.today),
-        credit_minor: l.account.available_credit_minor(),
+        balance_minor: l.balance_minor,
+        open_minor: l.open_minor,
+        overdue_minor: l.overdue_minor,
+        credit_minor: l.credit_minor,
         entries,
     }))
 }
