@@ -540,6 +540,8 @@ pub struct BillingRunResponse {
     pub errors: Vec<lastmile_domain::billing::invoice::BillingRunError>,
     /// A run for one subscriber only.
     pub subscriber_id: Option<Uuid>,
+    /// Why a `failed` run stopped.
+    pub failure: Option<String>,
 }
 
 impl From<lastmile_domain::billing::invoice::BillingRun> for BillingRunResponse {
@@ -554,6 +556,7 @@ impl From<lastmile_domain::billing::invoice::BillingRun> for BillingRunResponse 
             invoices_created: r.invoices_created,
             errors: r.errors,
             subscriber_id: r.subscriber_id.map(|s| s.0),
+            failure: r.failure,
         }
     }
 }

@@ -16,6 +16,7 @@ use lastmile_domain::billing::rating::{
 use lastmile_domain::billing::tax::{tax_line, TaxZone};
 use lastmile_domain::ids::{BillingRunId, InvoiceId, PlanVersionId, SubscriberId};
 use lastmile_domain::plan::PlanTerms;
+use lastmile_domain::validate::{date_in_range, LATEST_DATE, MAX_BILLING_DAYS_AHEAD};
 use lastmile_store::{BillingBatch, BillingInput, InvoiceFilter, Page, StoreError};
 use std::collections::HashMap;
 
@@ -100,10 +101,30 @@ impl App {
         as_of: Date,
         subscriber: Option<SubscriberId>,
     ) -> AppResult<BillingRun> {
+        self.check_billing_date(as_of)?;
         if let Some(sub) = subscriber {
             // A run for one subscriber is its own: it never joins a full run.
-            if self.store.get_subscriber(sub).await?.is_none() {
+            let Some(input) = self.store.billing_input(sub).await? else {
                 return Err(AppError::invalid("subscriber_id", "no such subscriber"));
+            };
+            let period = Period::containing(as_of, input.subscriber.billing_day);
+            if let Some(latest) = input
+                .invoiced_periods
+                .iter()
+                .copied()
+                .filter(|p| *p > period.start)
+                .max()
+            {
+                return Err(AppError::Conflict {
+                    kind: "already-invoiced",
+                    message: format!(
+                        "the subscriber is invoiced up to the period starting {latest}, after the \
+                         period of {as_of} (starting {}); a run as of {as_of} has nothing to bill",
+                        period.start
+                    ),
+                    current_state: Some(latest.to_string()),
+                    field: Some("as_of"),
+                });
             }
             let run = BillingRun {
                 id: BillingRunId::generate(),
@@ -116,6 +137,7 @@ impl App {
                 invoices_created: 0,
                 errors: Vec::new(),
                 subscriber_id: Some(sub),
+                failure: None,
             };
             self.store.insert_billing_run(&run).await?;
             return Ok(run);
@@ -134,6 +156,7 @@ impl App {
             invoices_created: 0,
             errors: Vec::new(),
             subscriber_id: None,
+            failure: None,
         };
         match self.store.insert_billing_run(&run).await {
             Ok(()) => Ok(run),
@@ -150,11 +173,50 @@ impl App {
     /// Runs (or resumes) a billing run to completion, reporting after every batch. Each batch
     /// commits atomically; a crash loses at most the batch in flight, and running again
     /// continues after the last committed one with the same result as an uninterrupted run.
+    ///
+    /// A run that cannot go on (the database fails, a batch cannot be written) is marked
+    /// `failed` with the error before the error is returned: it never stays `running`. Once
+    /// [`App::is_stopping`], the run stops after the batch being written and is returned still
+    /// `running`: starting it again resumes it.
     pub async fn execute_billing_run(
         &self,
         run: BillingRun,
         progress: &(dyn Fn(&BillingRun) + Send + Sync),
     ) -> AppResult<BillingRun> {
+        let id = run.id;
+        match self.run_batches(run, progress).await {
+            Ok(true) => {
+                self.store
+                    .complete_billing_run(id, self.clock.now(), None)
+                    .await?
+            }
+            Ok(false) => tracing::info!(run = %id, "billing run stopped for shutdown; it resumes when started again"),
+            Err(e) => {
+                tracing::error!(run = %id, error = %e, "billing run failed");
+                let failure = e.to_string();
+                if let Err(store) = self
+                    .store
+                    .complete_billing_run(id, self.clock.now(), Some(&failure))
+                    .await
+                {
+                    tracing::error!(run = %id, error = %store, "could not mark the billing run failed");
+                }
+                return Err(e);
+            }
+        }
+        self.store
+            .get_billing_run(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("billing run", id))
+    }
+
+    /// The batches of a run from its cursor on: `true` when every subscriber was processed,
+    /// `false` when it stopped early for shutdown.
+    async fn run_batches(
+        &self,
+        run: BillingRun,
+        progress: &(dyn Fn(&BillingRun) + Send + Sync),
+    ) -> AppResult<bool> {
         let catalog = self.catalog().await?;
         let cfg = &self.config.billing;
         let scoped = run.subscriber_id;
@@ -187,7 +249,12 @@ impl App {
         // still loses at most the batches not yet committed.
         let mut next = load(run.cursor);
         let mut writing: Option<tokio::task::JoinHandle<AppResult<()>>> = None;
+        let mut finished = true;
         loop {
+            if self.is_stopping() {
+                finished = false;
+                break;
+            }
             let inputs = joined(next.await)?;
             let Some(last) = inputs.last().map(|i| i.subscriber.id) else {
                 break;
@@ -237,13 +304,7 @@ impl App {
         if let Some(w) = writing.take() {
             self.finish_write(w, run.id, progress).await?;
         }
-        self.store
-            .complete_billing_run(run.id, self.clock.now())
-            .await?;
-        self.store
-            .get_billing_run(run.id)
-            .await?
-            .ok_or_else(|| AppError::not_found("billing run", run.id))
+        Ok(finished)
     }
 
     /// Commits one batch, then settles the subscribers it invoiced who have credit waiting
@@ -324,7 +385,9 @@ impl App {
         let cfg = &self.config.billing;
         let s = &input.subscriber;
         let period = Period::containing(as_of, s.billing_day);
-        if input.invoiced_periods.contains(&period.start) {
+        // Invoiced for this period, or for a later one: a run dated in the past bills nothing
+        // (it must not credit what a later run billed in advance).
+        if input.invoiced_periods.iter().any(|p| *p >= period.start) {
             return Ok(None);
         }
         let zone = match &s.tax_zone {
@@ -350,7 +413,7 @@ impl App {
             discounts: &input.discounts,
         };
         let expected = expected_for_subscriber(&input.services, &ctx, period)?;
-        let drafts = difference(&expected, &input.invoiced, period);
+        let drafts = difference(&expected, &input.invoiced, period, &ctx)?;
         if drafts.is_empty() {
             return Ok(None);
         }
@@ -369,13 +432,15 @@ impl App {
                     .get(&d.key.plan_version_id)
                     .ok_or(RatingError::UnknownPlanVersion(d.key.plan_version_id))?
                     .tax_class;
-                let t = tax_line(d.amount_minor, class, zone);
+                // The rates in force for the period the line bills, corrections included.
+                let t = tax_line(d.amount_minor, class, zone, d.key.period_start)
+                    .ok_or(RatingError::Overflow)?;
                 line.tax_minor = t.tax_minor;
                 line.taxes = t.taxes;
             }
             lines.push(line);
         }
-        Ok(Some(NewInvoice {
+        let invoice = NewInvoice {
             id,
             subscriber_id: s.id,
             currency: s.currency.clone(),
@@ -389,7 +454,31 @@ impl App {
             prices_include_tax: zone.is_some_and(|z| z.prices_include_tax),
             billing_run_id: Some(run),
             lines,
-        }))
+        };
+        if invoice.totals().is_none() {
+            return Err(RatingError::Overflow);
+        }
+        Ok(Some(invoice))
+    }
+
+    /// A billing date is in the accepted range and at most [`MAX_BILLING_DAYS_AHEAD`] days
+    /// after today: a run walks every period up to its date, and one dated centuries ahead
+    /// would bill periods nobody has used.
+    fn check_billing_date(&self, as_of: Date) -> AppResult<()> {
+        date_in_range(as_of).map_err(|m| AppError::invalid("as_of", m))?;
+        let latest = self
+            .billing_today()
+            .checked_add(i64::from(MAX_BILLING_DAYS_AHEAD).days())
+            .unwrap_or(LATEST_DATE);
+        if as_of > latest {
+            return Err(AppError::invalid(
+                "as_of",
+                format!(
+                    "must be at most {MAX_BILLING_DAYS_AHEAD} days after today (on or before {latest})"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The billing settings in force: the stored ones, else the start-up defaults.

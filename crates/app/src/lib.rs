@@ -60,6 +60,9 @@ pub struct App {
     pub config: Arc<AppConfig>,
     /// Called after a transaction that queued provisioning jobs, to wake the job runner.
     pub jobs_queued: Arc<dyn Fn() + Send + Sync>,
+    /// Becomes true when the process is shutting down: long work (billing runs) stops at its
+    /// next safe point and resumes when started again.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl App {
@@ -75,7 +78,20 @@ impl App {
             secrets,
             config: Arc::new(config),
             jobs_queued: Arc::new(|| {}),
+            // Never stops: the sender is gone, the value stays false.
+            stopping: tokio::sync::watch::channel(false).1,
         }
+    }
+
+    /// Long work watches `stopping` and stops at its next safe point once it is true.
+    pub fn with_stopping(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stopping = stopping;
+        self
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     pub fn with_jobs_queued(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Self {

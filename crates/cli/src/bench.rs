@@ -17,8 +17,9 @@ use lastmile_store::{Page, SubscriberFilter};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Keeps the error's chain of causes (the store's database error under the use case's).
 fn err(e: lastmile_app::AppError) -> anyhow::Error {
-    anyhow!("{e}")
+    anyhow::Error::from(e)
 }
 
 /// Peak resident memory of this process since the last reset, in MiB (Linux).
@@ -71,9 +72,9 @@ async fn seed_billing(app: &App, subscribers: usize, as_of: Date, workers: usize
     let tz = app.config.billing.time_zone.clone();
     let start = as_of
         .checked_sub(jiff::ToSpan::days(60))
-        .map_err(|e| anyhow!("{e}"))?
+        .map_err(err)?
         .to_zoned(tz)
-        .map_err(|e| anyhow!("{e}"))?
+        .map_err(err)?
         .timestamp();
     let clock = Arc::new(ManualClock::new(
         start + SignedDuration::from_hours(24 * 59),

@@ -149,8 +149,9 @@ enum Step {
     Bill,
 }
 
+/// Keeps the error's chain of causes (the store's database error under the use case's).
 fn err(e: lastmile_app::AppError) -> anyhow::Error {
-    anyhow!("{e}")
+    anyhow::Error::from(e)
 }
 
 pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
@@ -195,6 +196,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                     name: "VAT".into(),
                     tax_class: "standard".into(),
                     rate: Rate::parse_percent("19").map_err(|e| anyhow!(e))?,
+                    valid_from: None,
                 }],
             },
         )

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 
 use anyhow::{bail, Context, Result};
+use lastmile_domain::billing::invoice::BillingRunStatus;
 use clap::{Parser, Subcommand};
 use lastmile_app::{App, AppConfig, Clock, SecretBox, SystemClock};
 use lastmile_domain::audit::Actor;
@@ -219,7 +220,7 @@ async fn main() -> Result<()> {
             let (op, token) = app
                 .create_operator(&Actor::system("cli"), name, *role)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .context("creating the operator")?;
             eprintln!(
                 "created operator {} ({}) with role {}",
                 op.name, op.id, op.role
@@ -241,7 +242,7 @@ async fn main() -> Result<()> {
             let r = app
                 .run_dunning(as_of)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .with_context(|| format!("dunning run for {as_of}"))?;
             for e in &r.errors {
                 eprintln!("not dunned: subscriber {}: {}", e.subscriber_id, e.message);
             }
@@ -289,7 +290,7 @@ async fn main() -> Result<()> {
             let (_, token) = app
                 .create_operator(&Actor::system("demo"), "demo admin", Role::Admin)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .context("creating the demo operator")?;
             println!("\nLastmile demo is ready at http://{}", args.http);
             println!("Admin token: {token}\n");
             println!(
@@ -430,7 +431,7 @@ async fn billing_run(
     let run = app
         .start_billing_run(as_of, subscriber)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .with_context(|| format!("starting the billing run for {as_of}"))?;
     if run.cursor.is_some() {
         eprintln!("resuming billing run {} for {as_of}", run.id);
     } else {
@@ -456,7 +457,7 @@ async fn billing_run(
     let done = app
         .execute_billing_run(run, &report)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .with_context(|| format!("billing run for {as_of}"))?;
     if tty {
         eprintln!();
     }
@@ -500,14 +501,17 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests and jobs");
+        tracing::info!("shutting down: finishing in-flight requests, jobs and billing batches");
         let _ = stop_tx.send(true);
     });
+    // Billing runs stop at their next batch boundary once shutdown begins (they resume).
+    let app = app.with_stopping(stop_rx.clone());
     let workers = tokio::spawn(runner.run(stop_rx.clone()));
     let scheduler = args
         .billing_scheduler
         .then(|| tokio::spawn(billing_scheduler(app.clone(), stop_rx.clone())));
     let state = lastmile_http::AppState::new(app.clone(), metrics);
+    let background = state.clone();
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
@@ -520,6 +524,7 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
         })
         .await
         .context("HTTP server")?;
+    background.billing_runs_idle().await;
     workers.await.context("job runner")?;
     if let Some(s) = scheduler {
         s.await.context("billing scheduler")?;
@@ -535,23 +540,25 @@ async fn billing_scheduler(app: App, mut stop: watch::Receiver<bool>) {
     loop {
         let today = app.billing_today();
         if done != Some(today) {
+            // Not raced against shutdown: the run itself stops at its next batch boundary.
             let work = async {
                 let run = app.start_billing_run(today, None).await?;
                 let run = app.execute_billing_run(run, &|_| {}).await?;
+                if run.status != BillingRunStatus::Completed {
+                    return Ok(None);
+                }
                 // Dunning after billing: today's invoices are issued, today's payments in.
                 let dunning = app.run_dunning(today).await?;
                 tracing::info!(as_of = %today, reminders = dunning.reminders, suspensions = dunning.suspensions, terminations = dunning.terminations, errors = dunning.errors.len(), "daily dunning done");
-                Ok::<_, lastmile_app::AppError>(run)
+                Ok::<_, lastmile_app::AppError>(Some(run))
             };
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                r = work => match r {
-                    Ok(run) => {
-                        tracing::info!(as_of = %today, invoices = run.invoices_created, errors = run.errors.len(), "daily billing run done");
-                        done = Some(today);
-                    }
-                    Err(e) => tracing::error!(error = %e, "daily billing run failed; retrying later"),
-                },
+            match work.await {
+                Ok(Some(run)) => {
+                    tracing::info!(as_of = %today, invoices = run.invoices_created, errors = run.errors.len(), "daily billing run done");
+                    done = Some(today);
+                }
+                Ok(None) => break,
+                Err(e) => tracing::error!(error = %e, "daily billing run failed; retrying later"),
             }
         }
         tokio::select! {

@@ -2,6 +2,7 @@
 //! numbered versions; a service points at the version it was sold, so changing a price never
 //! changes what existing subscribers pay until they are moved.
 
+use crate::billing::money::check_amount;
 use crate::ids::{PlanId, PlanVersionId};
 use crate::validate::{Currency, ValidationErrors};
 use jiff::Timestamp;
@@ -157,14 +158,16 @@ impl PlanTerms {
         };
         rate(&mut e, "download_kbps", self.download_kbps);
         rate(&mut e, "upload_kbps", self.upload_kbps);
-        if self.price_minor < 0 {
-            e.add("price_minor", "must not be negative");
-        }
-        if self.setup_fee_minor < 0 {
-            e.add("setup_fee_minor", "must not be negative");
-        }
-        if self.early_termination_fee_minor < 0 {
-            e.add("early_termination_fee_minor", "must not be negative");
+        for (field, v) in [
+            ("price_minor", self.price_minor),
+            ("setup_fee_minor", self.setup_fee_minor),
+            ("early_termination_fee_minor", self.early_termination_fee_minor),
+        ] {
+            if v < 0 {
+                e.add(field, "must not be negative");
+            } else if let Err(m) = check_amount(v) {
+                e.add(field, m);
+            }
         }
         if self.contract_months > 120 {
             e.add("contract_months", "must be at most 120");
@@ -202,6 +205,11 @@ impl PlanTerms {
                     }
                     CapPolicy::Overage { price_per_gb_minor } if *price_per_gb_minor <= 0 => {
                         e.add("cap_policy.price_per_gb_minor", "must be positive");
+                    }
+                    CapPolicy::Overage { price_per_gb_minor } => {
+                        if let Err(m) = check_amount(*price_per_gb_minor) {
+                            e.add("cap_policy.price_per_gb_minor", m);
+                        }
                     }
                     _ => {}
                 }
@@ -298,6 +306,18 @@ mod tests {
             early_termination_fee_minor: 0,
             tax_class: "standard".into(),
         }
+    }
+
+    #[test]
+    fn amounts_beyond_the_input_maximum_are_refused_by_field() {
+        use crate::billing::money::MAX_AMOUNT_MINOR;
+        let mut t = terms();
+        t.price_minor = MAX_AMOUNT_MINOR;
+        assert!(t.validate().is_ok());
+        t.price_minor = i64::MAX;
+        t.setup_fee_minor = MAX_AMOUNT_MINOR + 1;
+        let fields: Vec<String> = t.validate().unwrap_err().0.into_iter().map(|f| f.field).collect();
+        assert_eq!(fields, ["price_minor", "setup_fee_minor"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use common::*;
 use lastmile_app::Clock;
 use lastmile_domain::auth::Role;
+use lastmile_domain::billing::invoice::BillingRunStatus;
 use lastmile_domain::ids::BillingRunId;
 use serde_json::{json, Value};
 
@@ -95,7 +96,7 @@ async fn a_month_of_service_is_invoiced_once_and_corrected_later(t: TestApp) {
     assert_eq!(inv["total_minor"], 6000);
     assert_eq!(
         inv["lines"][0]["description"],
-        "BILL-A, period from 2026-03-01: 31 of 31 days"
+        "BILL-A, 2026-03-01 to 2026-03-31: 31 of 31 days"
     );
     assert_eq!(inv["lines"][0]["charge_kind"], "recurring");
 
@@ -325,8 +326,270 @@ async fn billing_roles_filters_and_bad_input(t: TestApp) {
     );
 }
 
+/// Issue 8.1: a run dated before what is invoiced bills nothing for those periods. It used to
+/// issue INV-000002 for March with an April line of −30.00 (and mark INV-000001 paid with it).
+async fn a_run_dated_in_the_past_never_reverses_what_was_billed(t: TestApp) {
+    set_clock(&t, "2026-04-05T12:00:00Z");
+    let early = t.subscriber("Early Erna").await;
+    let late = t.subscriber("Late Lars").await;
+    let plan = t.plan("PAST-30", 3000).await;
+    let svc = t.service(&early, &plan, "erna").await;
+    t.act(
+        &svc,
+        "activate",
+        Some(json!({"effective_at": "2026-03-10T08:00:00Z"})),
+    )
+    .await;
+    let first = bill_over_http(&t, "2026-04-01", None).await;
+    assert_eq!(first["invoices_created"], 1);
+    // Lars joins later: his first invoice is April's.
+    let svc2 = t.service(&late, &plan, "lars").await;
+    t.act(
+        &svc2,
+        "activate",
+        Some(json!({"effective_at": "2026-04-05T08:00:00Z"})),
+    )
+    .await;
+    bill_over_http(&t, "2026-04-05", None).await;
+    let before: Vec<Value> = [invoices_of(&t, &early).await, invoices_of(&t, &late).await].concat();
+    assert_eq!(before.len(), 2);
+    let erna = &invoices_of(&t, &early).await[0];
+    assert_eq!(amounts(erna), [2129, 3000]);
+
+    for as_of in ["2026-03-20", "2026-01-01", "2000-01-01"] {
+        let run = bill_over_http(&t, as_of, None).await;
+        assert_eq!(run["invoices_created"], 0, "as of {as_of}");
+        // Scoped to one subscriber, the run is refused and says what is invoiced.
+        let r = t
+            .call(
+                "POST",
+                "/api/v1/billing-runs",
+                Some(Role::Billing),
+                Some(json!({"as_of": as_of, "subscriber_id": early})),
+            )
+            .await;
+        assert_problem(&r, 409, "already-invoiced");
+        assert_eq!(r.body["current_state"], "2026-04-01", "{:?}", r.body);
+    }
+    let after: Vec<Value> = [invoices_of(&t, &early).await, invoices_of(&t, &late).await].concat();
+    assert_eq!(after, before, "nothing billed, nothing paid");
+    assert_eq!(after[0]["status"], "issued");
+}
+
+/// Issue 8.2: billing dates are bounded (a run as of 9999-12-31 never ended).
+async fn billing_dates_outside_the_window_are_refused(t: TestApp) {
+    for as_of in ["9999-12-31", "9999-12-01", "0000-01-01", "1999-12-31", "2027-03-17"] {
+        let r = t
+            .call(
+                "POST",
+                "/api/v1/billing-runs",
+                Some(Role::Billing),
+                Some(json!({"as_of": as_of})),
+            )
+            .await;
+        assert_problem(&r, 422, "validation");
+        assert_eq!(fields(&r), ["as_of"], "{as_of}: {:?}", r.body);
+    }
+    // Today (2026-03-15) + 366 days is the last date accepted.
+    let run = bill_over_http(&t, "2027-03-16", None).await;
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        t.admin("GET", "/api/v1/billing-runs", None).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "no run was recorded for a refused date"
+    );
+}
+
+/// Issue 8.3: a run that cannot finish is `failed` with its error, never `running` forever;
+/// starting one for the date again invoices what is missing.
+async fn a_run_that_cannot_finish_is_failed_with_its_error(t: TestApp) {
+    let sub = t.subscriber("Failing Fred").await;
+    let plan = t.plan("FAIL-1", 1000).await;
+    active_service(&t, &sub, &plan, "fred").await;
+    exec_sql(
+        &t,
+        "CREATE TRIGGER fail_invoices BEFORE INSERT ON invoices
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        "CREATE FUNCTION fail_invoices() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER fail_invoices BEFORE INSERT ON invoices
+           FOR EACH ROW EXECUTE FUNCTION fail_invoices();",
+    )
+    .await;
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/billing-runs",
+            Some(Role::Billing),
+            Some(json!({"as_of": "2026-03-15"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    t.state
+        .billing_run_idle(BillingRunId(id.parse().unwrap()))
+        .await;
+    let run = t
+        .admin("GET", &format!("/api/v1/billing-runs/{id}"), None)
+        .await;
+    assert_eq!(run.body["status"], "failed", "{:?}", run.body);
+    assert!(
+        run.body["failure"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure"),
+        "{:?}",
+        run.body
+    );
+    assert!(run.body["finished_at"].is_string());
+    assert!(invoices_of(&t, &sub).await.is_empty());
+
+    exec_sql(
+        &t,
+        "DROP TRIGGER fail_invoices",
+        "DROP TRIGGER fail_invoices ON invoices",
+    )
+    .await;
+    let again = bill_over_http(&t, "2026-03-15", None).await;
+    assert_ne!(again["id"], json!(id), "a failed run is not resumed: a new one starts");
+    assert_eq!(again["invoices_created"], 1);
+}
+
+/// Runs SQL under the API, in the backend's dialect.
+async fn exec_sql(t: &TestApp, sqlite: &str, postgres: &str) {
+    use sqlx::Connection;
+    if t.db_url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&t.db_url).await.unwrap();
+        sqlx::raw_sql(sqlite).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.db_url).await.unwrap();
+        sqlx::raw_sql(postgres).execute(&mut c).await.unwrap();
+    }
+}
+
+/// Issue 8.2: at shutdown a run stops at its next batch boundary, still `running`, and a
+/// second start resumes it where it stopped.
+async fn shutdown_stops_a_run_at_a_batch_boundary_and_it_resumes(t: TestApp) {
+    let plan = t.plan("STOP-1", 1000).await;
+    for i in 0..3 {
+        let sub = t.subscriber(&format!("Stopping Sam {i}")).await;
+        active_service(&t, &sub, &plan, &format!("sam{i}")).await;
+    }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut config = (*t.app.config).clone();
+    config.billing.batch_size = 1;
+    let app = lastmile_app::App {
+        config: std::sync::Arc::new(config),
+        ..t.app.clone()
+    }
+    .with_stopping(stopping);
+    let as_of = jiff::civil::date(2026, 3, 15);
+    let run = app.start_billing_run(as_of, None).await.unwrap();
+    // Shutdown begins while the first batch is written.
+    let stopped = app
+        .execute_billing_run(run.clone(), &|_| {
+            let _ = stop.send(true);
+        })
+        .await
+        .unwrap();
+    assert_eq!(stopped.status, BillingRunStatus::Running);
+    assert_eq!(stopped.subscribers_processed, 1);
+    assert_eq!(stopped.invoices_created, 1);
+    // Started again (a new process), it resumes the same run and finishes it.
+    let resumed = t.app.start_billing_run(as_of, None).await.unwrap();
+    assert_eq!(resumed.id, run.id);
+    let done = t.app.execute_billing_run(resumed, &|_| {}).await.unwrap();
+    assert_eq!(done.status, BillingRunStatus::Completed);
+    assert_eq!(done.subscribers_processed, 3);
+    assert_eq!(done.invoices_created, 3);
+}
+
+/// Issue 8.5: a correction of a period before a tax-rate change is taxed at the rate of the
+/// period it corrects (it used to take the new rate).
+async fn corrections_are_taxed_at_the_rate_of_the_period_they_correct(t: TestApp) {
+    let zone = t
+        .admin(
+            "POST",
+            "/api/v1/tax-zones",
+            Some(json!({"code": "DT", "name": "Dated", "prices_include_tax": false,
+                        "taxes": [{"name": "VAT", "tax_class": "standard", "rate": "15"}]})),
+        )
+        .await;
+    assert_eq!(zone.status, StatusCode::CREATED, "{:?}", zone.body);
+    let zid = zone.body["id"].as_str().unwrap().to_string();
+    let sub = t
+        .admin(
+            "POST",
+            "/api/v1/subscribers",
+            Some(json!({"name": "Taxed Tina", "currency": "EUR", "tax_zone": "DT"})),
+        )
+        .await;
+    let sub = sub.body["id"].as_str().unwrap().to_string();
+    let a = t.plan("TAXD-A", 6000).await;
+    let b = t.plan("TAXD-B", 9000).await;
+    let svc = active_service(&t, &sub, &a, "tina").await;
+    bill_over_http(&t, "2026-03-15", None).await;
+    // From April the rate is 14.5 %; March keeps 15 %.
+    let put = t
+        .admin(
+            "PUT",
+            &format!("/api/v1/tax-zones/{zid}"),
+            Some(json!({"code": "DT", "name": "Dated", "prices_include_tax": false,
+                        "taxes": [{"name": "VAT", "tax_class": "standard", "rate": "15"},
+                                  {"name": "VAT", "tax_class": "standard", "rate": "14.5",
+                                   "valid_from": "2026-04-01"}]})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    assert_eq!(put.body["taxes"][1]["valid_from"], "2026-04-01");
+    // A back-dated upgrade in March, billed in April: the March lines at 15 %, April's at 14.5 %.
+    set_clock(&t, "2026-04-02T09:00:00Z");
+    t.act(
+        &svc,
+        "change-plan",
+        Some(json!({"plan_id": b, "effective_at": "2026-03-22T10:00:00Z"})),
+    )
+    .await;
+    bill_over_http(&t, "2026-04-02", None).await;
+    let april = invoices_of(&t, &sub)
+        .await
+        .into_iter()
+        .find(|i| i["period_start"] == "2026-04-01")
+        .unwrap();
+    let lines = april["lines"].as_array().unwrap();
+    let taxed: Vec<(String, i64, i64, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["charge_period_start"].as_str().unwrap().to_string(),
+                l["amount_minor"].as_i64().unwrap(),
+                l["tax_minor"].as_i64().unwrap(),
+                l["taxes"][0]["rate"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // March 22..31: A −1935 and B +2903 at 15 % (−290.25 → −290, 435.45 → 435); April B 9000 at
+    // 14.5 % = 1305.
+    assert_eq!(
+        taxed,
+        [
+            ("2026-03-01".into(), -1935, -290, "15".into()),
+            ("2026-03-01".into(), 2903, 435, "15".into()),
+            ("2026-04-01".into(), 9000, 1305, "14.5".into()),
+        ]
+    );
+}
+
 on_both_backends!(
     a_month_of_service_is_invoiced_once_and_corrected_later,
     unratable_subscribers_are_reported_and_skipped,
     billing_roles_filters_and_bad_input,
+    a_run_dated_in_the_past_never_reverses_what_was_billed,
+    billing_dates_outside_the_window_are_refused,
+    a_run_that_cannot_finish_is_failed_with_its_error,
+    shutdown_stops_a_run_at_a_batch_boundary_and_it_resumes,
+    corrections_are_taxed_at_the_rate_of_the_period_they_correct,
 );

@@ -739,11 +739,17 @@ impl CopyRows {
     }
 }
 
-pub async fn complete_billing_run(s: &PgStore, rid: BillingRunId, now: Timestamp) -> Result<()> {
-    sqlx::query("UPDATE billing_runs SET status = $2, finished_at = $3 WHERE id = $1")
+pub async fn complete_billing_run(
+    s: &PgStore,
+    rid: BillingRunId,
+    now: Timestamp,
+    failure: Option<&str>,
+) -> Result<()> {
+    sqlx::query(rows::FINISH_BILLING_RUN)
         .bind(rid.0)
         .bind(BillingRunStatus::Completed.as_str())
         .bind(micros(now))
+        .bind(failure)
         .execute(&s.pool)
         .await
         .map_err(db_err)?;

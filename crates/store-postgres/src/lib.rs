@@ -947,8 +947,13 @@ impl Store for PgStore {
         billing::commit_billing_batch(self, batch).await
     }
 
-    async fn complete_billing_run(&self, id: BillingRunId, now: Timestamp) -> Result<()> {
-        billing::complete_billing_run(self, id, now).await
+    async fn complete_billing_run(
+        &self,
+        id: BillingRunId,
+        now: Timestamp,
+        failure: Option<&str>,
+    ) -> Result<()> {
+        billing::complete_billing_run(self, id, now, failure).await
     }
 
     async fn get_invoice(&self, id: InvoiceId) -> Result<Option<Invoice>> {

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_idempotency.sql"),
     ),
     (
+        6,
+        "billing_run_failure",
+        include_str!("../migrations/0006_billing_run_failure.sql"),
+    ),
+    (
         7,
         "dunning_passed",
         include_str!("../migrations/0007_dunning_passed.sql"),

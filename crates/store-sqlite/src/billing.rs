@@ -466,12 +466,14 @@ pub async fn complete_billing_run(
     s: &SqliteStore,
     rid: BillingRunId,
     now: Timestamp,
+    failure: Option<&str>,
 ) -> Result<()> {
     let mut tx = s.begin().await?;
-    sqlx::query("UPDATE billing_runs SET status = $2, finished_at = $3 WHERE id = $1")
+    sqlx::query(rows::FINISH_BILLING_RUN)
         .bind(id(rid.0))
         .bind(BillingRunStatus::Completed.as_str())
         .bind(micros(now))
+        .bind(failure)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;

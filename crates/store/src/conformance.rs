@@ -3514,6 +3514,7 @@ fn billing_run(as_of: Date) -> BillingRun {
         invoices_created: 0,
         errors: vec![],
         subscriber_id: None,
+        failure: None,
     }
 }
 
@@ -4105,7 +4106,7 @@ pub async fn billing_run_unfinished_and_single_running(store: Arc<dyn Store>) {
 
     // Completing sets status and finish time, and leaves the rest as it was.
     store
-        .complete_billing_run(first.id, t(900))
+        .complete_billing_run(first.id, t(900), None)
         .await
         .expect("complete_billing_run");
     let mut completed = first.clone();
@@ -4115,8 +4116,24 @@ pub async fn billing_run_unfinished_and_single_running(store: Arc<dyn Store>) {
     assert_eq!(store.unfinished_billing_run(as_of).await.unwrap(), None);
     assert_eq!(
         store.unfinished_billing_run(other_day).await.unwrap(),
-        Some(elsewhere)
+        Some(elsewhere.clone())
     );
+    // A run that cannot finish is failed with its reason, and is no longer unfinished, so
+    // the next start for its date begins a new run. A finished run stays as it is.
+    store
+        .complete_billing_run(elsewhere.id, t(950), Some("integer overflow"))
+        .await
+        .expect("fail the run");
+    let failed = run_of(store, elsewhere.id).await;
+    assert_eq!(failed.status, BillingRunStatus::Failed);
+    assert_eq!(failed.failure.as_deref(), Some("integer overflow"));
+    assert_eq!(failed.finished_at, Some(t(950)));
+    assert_eq!(store.unfinished_billing_run(other_day).await.unwrap(), None);
+    store
+        .complete_billing_run(first.id, t(990), Some("late failure"))
+        .await
+        .unwrap();
+    assert_eq!(run_of(store, first.id).await, completed);
 
     // Now a new run for the date may start.
     let third = add_run(store, as_of).await;
@@ -4303,7 +4320,10 @@ pub async fn commit_billing_batch_numbers_and_progress(store: Arc<dyn Store>) {
     }
 
     // The run completes.
-    store.complete_billing_run(run.id, t(7_200)).await.unwrap();
+    store
+        .complete_billing_run(run.id, t(7_200), None)
+        .await
+        .unwrap();
     expected_run.status = BillingRunStatus::Completed;
     expected_run.finished_at = Some(t(7_200));
     assert_eq!(run_of(store, run.id).await, expected_run);
@@ -4703,6 +4723,7 @@ fn tax(name: &str, class: &str, percent: &str) -> Tax {
         name: name.into(),
         tax_class: class.into(),
         rate: rate(percent),
+        valid_from: None,
     }
 }
 
@@ -7030,7 +7051,10 @@ pub async fn billing_runs_scoped_to_one_subscriber(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    store.complete_billing_run(scoped.id, t(60)).await.unwrap();
+    store
+        .complete_billing_run(scoped.id, t(60), None)
+        .await
+        .unwrap();
     assert_eq!(
         run_of(store, scoped.id).await,
         BillingRun {

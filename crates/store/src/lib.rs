@@ -512,7 +512,14 @@ pub trait Store: Send + Sync + 'static {
     /// number of invoices inserted. Concurrent runs never produce two invoices for one
     /// subscriber and period (a unique key) nor a gap in the numbers.
     async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64>;
-    async fn complete_billing_run(&self, id: BillingRunId, now: Timestamp) -> Result<()>;
+    /// Ends a running run: completed, or failed with `failure` (then it stays as far as its
+    /// committed batches got). A run already finished is left as it is.
+    async fn complete_billing_run(
+        &self,
+        id: BillingRunId,
+        now: Timestamp,
+        failure: Option<&str>,
+    ) -> Result<()>;
     async fn get_invoice(&self, id: InvoiceId) -> Result<Option<Invoice>>;
     /// Invoices without their lines.
     async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>>;

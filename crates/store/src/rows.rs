@@ -274,6 +274,9 @@ pub fn billing_subscriber(r: &impl RowGet) -> Result<crate::BillingSubscriber> {
 
 /// Of `subscribers`, those whose billing period containing `as_of` is among the invoiced
 /// `periods`: nothing to bill for them.
+/// Subscribers a run as of `as_of` has nothing to bill for: invoiced for the period containing
+/// it, or for a later one (a run dated in the past never bills periods a later run already
+/// covered).
 pub fn already_billed(
     subscribers: &[crate::BillingSubscriber],
     periods: &[(SubscriberId, jiff::civil::Date)],
@@ -283,11 +286,19 @@ pub fn already_billed(
     let Some(as_of) = as_of else {
         return Default::default();
     };
-    let invoiced: std::collections::HashSet<(SubscriberId, jiff::civil::Date)> =
-        periods.iter().copied().collect();
+    let mut latest: std::collections::HashMap<SubscriberId, jiff::civil::Date> =
+        std::collections::HashMap::new();
+    for (s, p) in periods {
+        let l = latest.entry(*s).or_insert(*p);
+        *l = (*l).max(*p);
+    }
     subscribers
         .iter()
-        .filter(|s| invoiced.contains(&(s.id, Period::containing(as_of, s.billing_day).start)))
+        .filter(|s| {
+            latest
+                .get(&s.id)
+                .is_some_and(|l| *l >= Period::containing(as_of, s.billing_day).start)
+        })
         .map(|s| s.id)
         .collect()
 }
@@ -394,11 +405,23 @@ pub fn invoiced(r: &impl RowGet) -> Result<lastmile_domain::billing::rating::Inv
     })
 }
 
+/// Ends a running run (`$2` = completed): a failed run is a completed one with a `failure`
+/// (`$4`), so the status column keeps the values its check constraint has always allowed.
+pub const FINISH_BILLING_RUN: &str = "UPDATE billing_runs SET status = $2, finished_at = $3, failure = $4
+     WHERE id = $1 AND status = 'running'";
+
 pub fn billing_run(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice::BillingRun> {
+    use lastmile_domain::billing::invoice::BillingRunStatus;
+    let failure = r.opt_text("failure")?;
+    let status: BillingRunStatus = r.parsed("status")?;
     Ok(lastmile_domain::billing::invoice::BillingRun {
         id: BillingRunId(r.uuid("id")?),
         as_of: date(r, "as_of")?,
-        status: r.parsed("status")?,
+        status: match (&failure, status) {
+            (Some(_), BillingRunStatus::Completed) => BillingRunStatus::Failed,
+            (_, s) => s,
+        },
+        failure,
         started_at: r.timestamp("started_at")?,
         finished_at: r.opt_timestamp("finished_at")?,
         cursor: r.opt_uuid("cursor")?.map(SubscriberId),

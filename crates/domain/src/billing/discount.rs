@@ -6,7 +6,7 @@
 use super::period::day_number;
 use super::tax::Rate;
 use crate::ids::{DiscountId, ServiceId, SubscriberId};
-use crate::validate::{non_empty, ValidationErrors};
+use crate::validate::{date_in_range, non_empty, ValidationErrors};
 use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -64,7 +64,8 @@ pub struct Discount {
 pub const MAX_DESCRIPTION: usize = 200;
 
 /// Checks what an operator enters for a discount (before or after it has an id): a positive
-/// value, a window that ends after it starts, a description of 1 to 200 characters.
+/// value, a window that ends after it starts, within the accepted dates (rating walks every
+/// day of it), a description of 1 to 200 characters.
 pub fn validate_terms(
     value: &DiscountValue,
     starts_on: Date,
@@ -75,8 +76,13 @@ pub fn validate_terms(
     if let Err((field, message)) = value.validate() {
         errors.add(field, message);
     }
-    if ends_on.is_some_and(|end| end <= starts_on) {
-        errors.add("ends_on", "must be after starts_on");
+    errors.check("starts_on", date_in_range(starts_on));
+    if let Some(end) = ends_on {
+        if end <= starts_on {
+            errors.add("ends_on", "must be after starts_on");
+        } else {
+            errors.check("ends_on", date_in_range(end));
+        }
     }
     errors.check("description", non_empty(description, MAX_DESCRIPTION));
     errors.into_result()
@@ -171,6 +177,16 @@ mod tests {
         .unwrap_err();
         let fields: Vec<&str> = e.0.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["value.amount_minor", "ends_on", "description"]);
+        // Dates outside the accepted range, named by field.
+        let e = validate_terms(
+            &DiscountValue::Fixed { amount_minor: 100 },
+            date(1999, 12, 31),
+            Some(date(2200, 1, 1)),
+            "Dates",
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = e.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["starts_on", "ends_on"]);
         let bound = super::super::money::MAX_AMOUNT_MINOR;
         assert!(DiscountValue::Fixed {
             amount_minor: bound

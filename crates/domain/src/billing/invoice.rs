@@ -145,18 +145,32 @@ pub struct NewInvoice {
 
 impl NewInvoice {
     pub fn subtotal_minor(&self) -> i64 {
-        self.lines
-            .iter()
-            .map(|l| l.net_minor(self.prices_include_tax))
-            .sum()
+        self.totals().map_or(0, |t| t.0)
     }
 
     pub fn tax_minor(&self) -> i64 {
-        self.lines.iter().map(|l| l.tax_minor).sum()
+        self.totals().map_or(0, |t| t.1)
     }
 
     pub fn total_minor(&self) -> i64 {
-        self.subtotal_minor() + self.tax_minor()
+        self.totals().map_or(0, |t| t.2)
+    }
+
+    /// Subtotal, tax and total, or `None` when a sum does not fit in `i64`. Rating checks this
+    /// before an invoice is written, so a stored invoice always has exact totals.
+    pub fn totals(&self) -> Option<(i64, i64, i64)> {
+        let mut subtotal: i64 = 0;
+        let mut tax: i64 = 0;
+        for l in &self.lines {
+            let net = if self.prices_include_tax {
+                l.amount_minor.checked_sub(l.tax_minor)?
+            } else {
+                l.amount_minor
+            };
+            subtotal = subtotal.checked_add(net)?;
+            tax = tax.checked_add(l.tax_minor)?;
+        }
+        Some((subtotal, tax, subtotal.checked_add(tax)?))
     }
 }
 
@@ -168,24 +182,42 @@ pub fn line_from_draft(
     d: &DraftLine,
     plan_name: &str,
 ) -> InvoiceLine {
+    // The period as people read it: first and last day.
+    let last = d.period_end.yesterday().unwrap_or(d.period_end);
+    let period = format!("{} to {last}", d.key.period_start);
     let what = match d.key.kind {
-        ChargeKind::Recurring if d.correction => format!(
-            "Correction {plan_name}, period from {}: now {} of {} days",
-            d.key.period_start, d.days, d.period_days
-        ),
+        ChargeKind::Recurring if d.correction => match d.previous_days {
+            Some(before) if d.days == 0 => format!(
+                "Correction {plan_name}, {period}: {before} of {} days no longer billed",
+                d.period_days
+            ),
+            Some(before) => format!(
+                "Correction {plan_name}, {period}: {before} → {} of {} days",
+                d.days, d.period_days
+            ),
+            None if d.days == 0 => format!(
+                "Correction {plan_name}, {period}: no longer billed (of {} days)",
+                d.period_days
+            ),
+            None => format!(
+                "Correction {plan_name}, {period}: now {} of {} days",
+                d.days, d.period_days
+            ),
+        },
         ChargeKind::Recurring => format!(
-            "{plan_name}, period from {}: {} of {} days",
-            d.key.period_start, d.days, d.period_days
+            "{plan_name}, {period}: {} of {} days",
+            d.days, d.period_days
         ),
+        ChargeKind::SetupFee if d.correction => format!("Correction setup fee, {plan_name}"),
         ChargeKind::SetupFee => format!("Setup fee, {plan_name}"),
-        ChargeKind::EarlyTermination => format!("Early termination fee, {plan_name}"),
-        ChargeKind::Discount if d.correction => format!(
-            "Correction discount, {plan_name}, period from {}",
-            d.key.period_start
-        ),
-        ChargeKind::Discount => {
-            format!("Discount, {plan_name}, period from {}", d.key.period_start)
+        ChargeKind::EarlyTermination if d.correction => {
+            format!("Correction early termination fee, {plan_name}")
         }
+        ChargeKind::EarlyTermination => format!("Early termination fee, {plan_name}"),
+        ChargeKind::Discount if d.correction => {
+            format!("Correction discount, {plan_name}, {period}")
+        }
+        ChargeKind::Discount => format!("Discount, {plan_name}, {period}"),
     };
     InvoiceLine {
         id: InvoiceLineId::generate(),
@@ -212,6 +244,10 @@ pub fn line_from_draft(
 pub enum BillingRunStatus {
     Running,
     Completed,
+    /// Stopped by an error it cannot get past (the run's `failure` says which); what its
+    /// committed batches invoiced stays. Starting a run for the same date again goes over
+    /// every subscriber once more and invoices only what is still missing.
+    Failed,
 }
 
 impl BillingRunStatus {
@@ -219,6 +255,7 @@ impl BillingRunStatus {
         match self {
             Self::Running => "running",
             Self::Completed => "completed",
+            Self::Failed => "failed",
         }
     }
 }
@@ -229,6 +266,7 @@ impl FromStr for BillingRunStatus {
         match s {
             "running" => Ok(Self::Running),
             "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
             o => Err(format!("unknown billing run status `{o}`")),
         }
     }
@@ -257,4 +295,6 @@ pub struct BillingRun {
     pub errors: Vec<BillingRunError>,
     /// A run for one subscriber only; `None`: every subscriber.
     pub subscriber_id: Option<SubscriberId>,
+    /// Why a failed run stopped.
+    pub failure: Option<String>,
 }

@@ -20,15 +20,11 @@ pub fn check_amount(amount_minor: i64) -> Result<i64, String> {
     }
 }
 
-/// Digits after the decimal point of a currency (ISO 4217 minor unit).
+/// Digits after the decimal point of a currency (ISO 4217 minor unit, from the one table in
+/// [`crate::currency`]). A code outside it (only a row stored before codes were checked
+/// against the table can hold one) counts as 2, the most common minor unit.
 pub fn exponent(c: &Currency) -> u32 {
-    match c.as_str() {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        "CLF" | "UYW" => 4,
-        _ => 2,
-    }
+    crate::currency::minor_unit(c.as_str()).unwrap_or(2)
 }
 
 /// `num / den` rounded half to even. `den` must be positive.

@@ -120,6 +120,10 @@ pub struct DraftLine {
     /// Expected days of the key after this line (recurring, discount), for the description.
     pub days: i64,
     pub period_days: i64,
+    /// The end of the period the line is for (exclusive), for the description.
+    pub period_end: Date,
+    /// Recurring: the days billed for the key before this line, when they can be told.
+    pub previous_days: Option<i64>,
     pub amount_minor: i64,
     /// True when it corrects an earlier invoice rather than charging a period for the first time.
     pub correction: bool,
@@ -141,6 +145,8 @@ pub enum RatingError {
     IllegalTimeline(ServiceId),
     #[error("tax zone `{0}` is unknown")]
     UnknownTaxZone(String),
+    #[error("the amounts of this invoice overflow: an amount is beyond any real invoice")]
+    Overflow,
 }
 
 /// One service's history, as the store holds it.
@@ -651,35 +657,73 @@ fn discount_period(
 
 /// The lines that make invoiced equal expected, key by key; nothing when nothing changed.
 /// `current` is the period being invoiced now: its first charges are not corrections.
-pub fn difference(expected: &[Expected], invoiced: &[Invoiced], current: Period) -> Vec<DraftLine> {
+///
+/// Only periods up to `current` are compared: a run as of a date never charges or credits a
+/// period after it, whatever was invoiced for later periods (a run dated in the past must not
+/// reverse what a later run billed in advance).
+pub fn difference(
+    expected: &[Expected],
+    invoiced: &[Invoiced],
+    current: Period,
+    ctx: &RatingContext<'_>,
+) -> Result<Vec<DraftLine>, RatingError> {
+    let in_scope = |k: &ChargeKey| k.period_start <= current.start;
     let mut inv: BTreeMap<ChargeKey, i64> = BTreeMap::new();
-    for i in invoiced {
-        *inv.entry(i.key).or_default() += i.amount_minor;
+    for i in invoiced.iter().filter(|i| in_scope(&i.key)) {
+        let x = inv.entry(i.key).or_default();
+        *x = x.checked_add(i.amount_minor).ok_or(RatingError::Overflow)?;
     }
-    let mut exp: BTreeMap<ChargeKey, (i64, i64, i64)> = BTreeMap::new();
-    for e in expected {
-        let x = exp.entry(e.key).or_default();
-        x.0 += e.amount_minor;
+    let mut exp: BTreeMap<ChargeKey, (i64, i64, Period)> = BTreeMap::new();
+    for e in expected.iter().filter(|e| in_scope(&e.key)) {
+        let x = exp.entry(e.key).or_insert((0, 0, e.period));
+        x.0 = x.0.checked_add(e.amount_minor).ok_or(RatingError::Overflow)?;
         x.1 += e.days;
-        x.2 = e.period.days();
     }
     let mut keys: Vec<ChargeKey> = inv.keys().chain(exp.keys()).copied().collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter()
-        .filter_map(|k| {
-            let charged = inv.get(&k).copied().unwrap_or(0);
-            let (want, days, period_days) = exp.get(&k).copied().unwrap_or((0, 0, 0));
-            let diff = want - charged;
-            (diff != 0).then_some(DraftLine {
-                key: k,
-                days,
-                period_days,
-                amount_minor: diff,
-                correction: charged != 0 || k.period_start < current.start,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for k in keys {
+        let charged = inv.get(&k).copied().unwrap_or(0);
+        let (want, days, period) = exp.get(&k).copied().unwrap_or_else(|| {
+            (0, 0, Period::containing(k.period_start, ctx.billing_day))
+        });
+        let diff = want.checked_sub(charged).ok_or(RatingError::Overflow)?;
+        if diff == 0 {
+            continue;
+        }
+        let previous_days = match k.kind {
+            ChargeKind::Recurring if charged != 0 => ctx
+                .plans
+                .get(&k.plan_version_id)
+                .and_then(|t| charged_days(t, period, charged)),
+            ChargeKind::Recurring => Some(0),
+            _ => None,
+        };
+        out.push(DraftLine {
+            key: k,
+            days,
+            period_days: period.days(),
+            period_end: period.end,
+            previous_days,
+            amount_minor: diff,
+            correction: charged != 0 || k.period_start < current.start,
+        });
+    }
+    Ok(out)
+}
+
+/// The days a recurring key was billed for, from what was invoiced for it. Every line of a key
+/// brings its sum to the rounded price of the days expected at the time, so the sum is
+/// `prorate(price, days, period days × months)` for exactly one `days` when the price has at
+/// least one minor unit per day; otherwise (or if nothing matches) `None`.
+fn charged_days(t: &PlanTerms, period: Period, charged: i64) -> Option<i64> {
+    let den = period.days() * months(t.billing_interval);
+    let mut found = (0..=period.days()).filter(|d| prorate(t.price_minor, *d, den) == charged);
+    match (found.next(), found.next()) {
+        (Some(d), None) => Some(d),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 
 use super::money::div_round_half_even;
 use crate::ids::TaxZoneId;
-use crate::validate::{non_empty, ValidationErrors};
+use crate::validate::{date_in_range, non_empty, ValidationErrors};
+use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -127,6 +128,12 @@ impl From<Rate> for String {
 }
 
 /// One tax of a zone: it applies to the lines whose plan has this tax class.
+///
+/// Rates are dated: a zone may list the same tax (name and class) several times with different
+/// `valid_from` dates, and a line is taxed at the entry in force on the first day of the period
+/// it bills (the latest `valid_from` on or before it; no date = since always). So a correction
+/// of a period before a rate change is taxed at the rate of that period, as the original
+/// supply was. To change a rate, add an entry from the day it changes and keep the old one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -135,6 +142,11 @@ pub struct Tax {
     pub name: String,
     pub tax_class: String,
     pub rate: Rate,
+    /// The first billing period start this rate applies to; absent: every period until the
+    /// next dated entry of the same tax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
+    pub valid_from: Option<Date>,
 }
 
 /// Where a subscriber is taxed, and how.
@@ -157,29 +169,36 @@ const MAX_CLASS: usize = 50;
 
 impl TaxZone {
     /// The taxes of a zone: at least one; each with a name and a class; a name at most once per
-    /// class (two "VAT" for one line would be a data-entry error, not a policy).
+    /// class and date (two "VAT" for one line would be a data-entry error, not a policy); dates
+    /// in the accepted range.
     pub fn validate_taxes(taxes: &[Tax]) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
         if taxes.is_empty() {
             errors.add("taxes", "must contain at least one tax");
         }
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut seen: HashSet<(&str, &str, Option<Date>)> = HashSet::new();
         for (i, t) in taxes.iter().enumerate() {
             let name = errors.check(&format!("taxes[{i}].name"), non_empty(&t.name, MAX_NAME));
             let class = errors.check(
                 &format!("taxes[{i}].tax_class"),
                 non_empty(&t.tax_class, MAX_CLASS),
             );
+            if let Some(d) = t.valid_from {
+                errors.check(&format!("taxes[{i}].valid_from"), date_in_range(d));
+            }
             if name.is_some()
                 && class.is_some()
-                && !seen.insert((t.name.trim(), t.tax_class.trim()))
+                && !seen.insert((t.name.trim(), t.tax_class.trim(), t.valid_from))
             {
                 errors.add(
                     format!("taxes[{i}]"),
                     format!(
-                        "duplicates the tax `{}` of class `{}`",
+                        "duplicates the tax `{}` of class `{}`{}",
                         t.name.trim(),
-                        t.tax_class.trim()
+                        t.tax_class.trim(),
+                        t.valid_from
+                            .map(|d| format!(" from {d}"))
+                            .unwrap_or_default()
                     ),
                 );
             }
@@ -187,9 +206,23 @@ impl TaxZone {
         errors.into_result()
     }
 
-    /// The taxes that apply to a line of this class.
-    pub fn taxes_for<'a>(&'a self, tax_class: &'a str) -> impl Iterator<Item = &'a Tax> + 'a {
-        self.taxes.iter().filter(move |t| t.tax_class == tax_class)
+    /// The taxes that apply to a line of this class billing a period that starts `on`: per tax
+    /// (name), the entry in force that day, in the order the zone lists the taxes.
+    pub fn taxes_for<'a>(&'a self, tax_class: &'a str, on: Date) -> Vec<&'a Tax> {
+        let mut out: Vec<&Tax> = Vec::new();
+        for t in self
+            .taxes
+            .iter()
+            .filter(|t| t.tax_class == tax_class && t.valid_from.is_none_or(|d| d <= on))
+        {
+            match out.iter_mut().find(|o| o.name == t.name) {
+                // A later entry of the same tax replaces an earlier one in force before it.
+                Some(o) if o.valid_from < t.valid_from => *o = t,
+                Some(_) => {}
+                None => out.push(t),
+            }
+        }
+        out
     }
 }
 
@@ -211,12 +244,9 @@ pub struct LineTax {
     pub taxes: Vec<AppliedTax>,
 }
 
-fn clamp_i64(v: i128) -> i64 {
-    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-}
-
 /// The tax of a line of `amount_minor` (a price as the plan states it: net, or gross when the
-/// zone's prices include tax) whose plan has `tax_class`.
+/// zone's prices include tax) whose plan has `tax_class`, billing a period that starts `on`
+/// (which picks the rates in force, see [`Tax`]).
 ///
 /// - Exclusive pricing: each tax is `amount × rate`, rounded once; the net is the amount.
 /// - Inclusive pricing: with `R` the sum of the applicable rates, each tax is
@@ -225,9 +255,15 @@ fn clamp_i64(v: i128) -> i64 {
 ///
 /// No zone or no tax of the class: no tax. A credit (negative amount) is taxed exactly like the
 /// charge it reverses, with the opposite sign, because half-even rounding is symmetric.
-pub fn tax_line(amount_minor: i64, tax_class: &str, zone: Option<&TaxZone>) -> LineTax {
+/// `None` when a result does not fit in `i64` (only amounts far beyond any real invoice).
+pub fn tax_line(
+    amount_minor: i64,
+    tax_class: &str,
+    zone: Option<&TaxZone>,
+    on: Date,
+) -> Option<LineTax> {
     let applicable: Vec<&Tax> = zone
-        .map(|z| z.taxes_for(tax_class).collect())
+        .map(|z| z.taxes_for(tax_class, on))
         .unwrap_or_default();
     let inclusive = zone.is_some_and(|z| z.prices_include_tax);
     let amount = i128::from(amount_minor);
@@ -238,26 +274,32 @@ pub fn tax_line(amount_minor: i64, tax_class: &str, zone: Option<&TaxZone>) -> L
     } else {
         i128::from(ONE)
     };
-    let taxes: Vec<AppliedTax> = applicable
+    let taxes = applicable
         .iter()
-        .map(|t| AppliedTax {
-            name: t.name.clone(),
-            rate: t.rate,
-            amount_minor: clamp_i64(div_round_half_even(amount * i128::from(t.rate.0), den)),
+        .map(|t| {
+            Some(AppliedTax {
+                name: t.name.clone(),
+                rate: t.rate,
+                amount_minor: i64::try_from(div_round_half_even(
+                    amount * i128::from(t.rate.0),
+                    den,
+                ))
+                .ok()?,
+            })
         })
-        .collect();
+        .collect::<Option<Vec<AppliedTax>>>()?;
     let tax: i128 = taxes.iter().map(|t| i128::from(t.amount_minor)).sum();
     let (net, gross) = if inclusive {
         (amount - tax, amount)
     } else {
         (amount, amount + tax)
     };
-    LineTax {
-        net_minor: clamp_i64(net),
-        tax_minor: clamp_i64(tax),
-        gross_minor: clamp_i64(gross),
+    Some(LineTax {
+        net_minor: i64::try_from(net).ok()?,
+        tax_minor: i64::try_from(tax).ok()?,
+        gross_minor: i64::try_from(gross).ok()?,
         taxes,
-    }
+    })
 }
 
 /// One tax of an invoice's tax summary: the base it was levied on and the amount.
@@ -312,8 +354,11 @@ mod tests {
         Rate::parse_percent(s).unwrap()
     }
 
+    const DAY: Date = jiff::civil::date(2026, 6, 1);
+
     fn tax(name: &str, class: &str, r: &str) -> Tax {
         Tax {
+            valid_from: None,
             name: name.into(),
             tax_class: class.into(),
             rate: rate(r),
@@ -400,7 +445,7 @@ mod tests {
     #[test]
     fn exclusive_and_inclusive_worked_examples() {
         let vat = zone(false, vec![tax("VAT", "standard", "20")]);
-        let t = tax_line(6000, "standard", Some(&vat));
+        let t = tax_line(6000, "standard", Some(&vat), DAY).unwrap();
         assert_eq!(
             (t.net_minor, t.tax_minor, t.gross_minor),
             (6000, 1200, 7200)
@@ -415,7 +460,7 @@ mod tests {
         );
 
         let vat_in = zone(true, vec![tax("VAT", "standard", "20")]);
-        let t = tax_line(6000, "standard", Some(&vat_in));
+        let t = tax_line(6000, "standard", Some(&vat_in), DAY).unwrap();
         assert_eq!(
             (t.net_minor, t.tax_minor, t.gross_minor),
             (5000, 1000, 6000)
@@ -423,7 +468,7 @@ mod tests {
 
         // Quebec: GST 5 % and QST 9.975 % on the same base.
         let qc = vec![tax("GST", "standard", "5"), tax("QST", "standard", "9.975")];
-        let t = tax_line(10_000, "standard", Some(&zone(false, qc.clone())));
+        let t = tax_line(10_000, "standard", Some(&zone(false, qc.clone())), DAY).unwrap();
         let amounts: Vec<i64> = t.taxes.iter().map(|t| t.amount_minor).collect();
         assert_eq!(amounts, [500, 998]); // 9.975 → 9.98
         assert_eq!(
@@ -432,7 +477,7 @@ mod tests {
         );
 
         // Inclusive 114.98: 114.98 / 1.14975 = 100.0043…; GST 5.0002 → 5.00, QST 9.9754 → 9.98.
-        let t = tax_line(11_498, "standard", Some(&zone(true, qc)));
+        let t = tax_line(11_498, "standard", Some(&zone(true, qc)), DAY).unwrap();
         let amounts: Vec<i64> = t.taxes.iter().map(|t| t.amount_minor).collect();
         assert_eq!(amounts, [500, 998]);
         assert_eq!(
@@ -445,8 +490,8 @@ mod tests {
     fn no_zone_or_another_class_is_not_taxed() {
         let vat = zone(false, vec![tax("VAT", "standard", "20")]);
         for t in [
-            tax_line(6000, "reduced", Some(&vat)),
-            tax_line(6000, "standard", None),
+            tax_line(6000, "reduced", Some(&vat), DAY).unwrap(),
+            tax_line(6000, "standard", None, DAY).unwrap(),
         ] {
             assert_eq!(
                 t,
@@ -460,7 +505,7 @@ mod tests {
         }
         // A zero-rated class still shows on the line (and in the summary).
         let z = zone(false, vec![tax("VAT", "exempt", "0")]);
-        let t = tax_line(6000, "exempt", Some(&z));
+        let t = tax_line(6000, "exempt", Some(&z), DAY).unwrap();
         assert_eq!((t.tax_minor, t.taxes.len()), (0, 1));
     }
 
@@ -475,10 +520,10 @@ mod tests {
             ],
         );
         let lines = [
-            tax_line(6000, "standard", Some(&std_zone)),
-            tax_line(1000, "reduced", Some(&std_zone)),
-            tax_line(-2000, "standard", Some(&std_zone)),
-            tax_line(500, "other", Some(&std_zone)),
+            tax_line(6000, "standard", Some(&std_zone), DAY).unwrap(),
+            tax_line(1000, "reduced", Some(&std_zone), DAY).unwrap(),
+            tax_line(-2000, "standard", Some(&std_zone), DAY).unwrap(),
+            tax_line(500, "other", Some(&std_zone), DAY).unwrap(),
         ];
         let s = summarize(&lines);
         let got: Vec<(&str, String, i64, i64)> = s
@@ -514,6 +559,52 @@ mod tests {
         );
     }
 
+    #[test]
+    fn dated_rates_apply_to_the_periods_they_are_in_force_for() {
+        let dated = |r: &str, from: Option<Date>| Tax {
+            valid_from: from,
+            ..tax("VAT", "standard", r)
+        };
+        let june = jiff::civil::date(2026, 6, 1);
+        let z = zone(
+            false,
+            vec![
+                dated("19", None),
+                dated("16", Some(june)),
+                tax("Levy", "standard", "1"),
+            ],
+        );
+        // An April period (a correction issued after the change included) keeps 19 %.
+        let april = tax_line(1646, "standard", Some(&z), jiff::civil::date(2026, 4, 1)).unwrap();
+        assert_eq!(april.taxes[0].rate, rate("19"));
+        assert_eq!(april.taxes[0].amount_minor, 313);
+        assert_eq!(april.taxes[1].name, "Levy");
+        // From the first day of June on: 16 %, in the zone's order of taxes.
+        for day in [june, jiff::civil::date(2027, 1, 1)] {
+            let t = tax_line(1646, "standard", Some(&z), day).unwrap();
+            assert_eq!(t.taxes.len(), 2);
+            assert_eq!(t.taxes[0].rate, rate("16"));
+            assert_eq!(t.taxes[0].amount_minor, 263);
+        }
+        // A tax that starts later does not apply before.
+        let later = zone(false, vec![dated("5", Some(june))]);
+        assert!(tax_line(1000, "standard", Some(&later), jiff::civil::date(2026, 5, 31))
+            .unwrap()
+            .taxes
+            .is_empty());
+        // The same tax twice on one date is an error; on two dates it is a schedule.
+        assert!(TaxZone::validate_taxes(&[dated("19", Some(june)), dated("16", Some(june))]).is_err());
+        assert!(TaxZone::validate_taxes(&[dated("19", None), dated("16", Some(june))]).is_ok());
+        assert!(TaxZone::validate_taxes(&[dated("19", Some(jiff::civil::date(1999, 1, 1)))]).is_err());
+    }
+
+    #[test]
+    fn results_beyond_i64_are_none_not_wrapped() {
+        let z = zone(false, vec![tax("VAT", "standard", "19")]);
+        assert!(tax_line(i64::MAX, "standard", Some(&z), DAY).is_none());
+        assert!(tax_line(i64::MIN, "standard", Some(&z), DAY).is_none());
+    }
+
     fn arb_zone(inclusive: bool) -> impl Strategy<Value = TaxZone> {
         proptest::collection::vec(0i64..=ONE, 1..4).prop_map(move |rates| {
             zone(
@@ -525,6 +616,7 @@ mod tests {
                         name: format!("T{i}"),
                         tax_class: "standard".into(),
                         rate: Rate(m),
+                        valid_from: None,
                     })
                     .collect(),
             )
@@ -534,7 +626,7 @@ mod tests {
     proptest! {
         #[test]
         fn exclusive_gross_is_net_plus_tax(amount in -100_000_000i64..100_000_000, z in arb_zone(false)) {
-            let t = tax_line(amount, "standard", Some(&z));
+            let t = tax_line(amount, "standard", Some(&z), DAY).unwrap();
             prop_assert_eq!(t.net_minor, amount);
             prop_assert_eq!(t.gross_minor, t.net_minor + t.tax_minor);
             prop_assert_eq!(t.tax_minor, t.taxes.iter().map(|t| t.amount_minor).sum::<i64>());
@@ -547,7 +639,7 @@ mod tests {
 
         #[test]
         fn inclusive_gross_is_the_amount(amount in -100_000_000i64..100_000_000, z in arb_zone(true)) {
-            let t = tax_line(amount, "standard", Some(&z));
+            let t = tax_line(amount, "standard", Some(&z), DAY).unwrap();
             prop_assert_eq!(t.gross_minor, amount);
             prop_assert_eq!(t.net_minor + t.tax_minor, amount);
             // Each tax is off by at most half a unit, so net × (1 + R) is off from the amount by
@@ -560,9 +652,9 @@ mod tests {
 
         #[test]
         fn credits_are_taxed_symmetrically(amount in 0i64..100_000_000, inclusive in any::<bool>(), rates in proptest::collection::vec(0i64..=ONE, 1..4)) {
-            let z = zone(inclusive, rates.into_iter().enumerate().map(|(i, m)| Tax { name: format!("T{i}"), tax_class: "standard".into(), rate: Rate(m) }).collect());
-            let pos = tax_line(amount, "standard", Some(&z));
-            let neg = tax_line(-amount, "standard", Some(&z));
+            let z = zone(inclusive, rates.into_iter().enumerate().map(|(i, m)| Tax { name: format!("T{i}"), tax_class: "standard".into(), rate: Rate(m), valid_from: None }).collect());
+            let pos = tax_line(amount, "standard", Some(&z), DAY).unwrap();
+            let neg = tax_line(-amount, "standard", Some(&z), DAY).unwrap();
             prop_assert_eq!((neg.net_minor, neg.tax_minor, neg.gross_minor), (-pos.net_minor, -pos.tax_minor, -pos.gross_minor));
             for (p, n) in pos.taxes.iter().zip(&neg.taxes) {
                 prop_assert_eq!(n.amount_minor, -p.amount_minor);

@@ -124,7 +124,7 @@ impl World {
             alone.sort_by_key(|e| e.key);
             assert_eq!(expected, alone);
         }
-        let lines = difference(&expected, &self.invoiced, period);
+        let lines = difference(&expected, &self.invoiced, period, &ctx).unwrap();
         for l in &lines {
             self.invoiced.push(Invoiced {
                 key: l.key,
@@ -455,7 +455,7 @@ proptest! {
             }
             let h = ServiceHistory { service_id: svc, initial, events: accepted.clone() };
             let expected = expected_charges(&h, &ctx, period).unwrap();
-            for l in difference(&expected, &invoiced, period) {
+            for l in difference(&expected, &invoiced, period, &ctx).unwrap() {
                 invoiced.push(Invoiced { key: l.key, amount_minor: l.amount_minor });
             }
             period = period.next(bd);
@@ -464,7 +464,7 @@ proptest! {
         let h = ServiceHistory { service_id: svc, initial, events: accepted.clone() };
         let expected = expected_charges(&h, &ctx, last).unwrap();
         // 1. Invoiced equals expected, key by key.
-        prop_assert_eq!(difference(&expected, &invoiced, last), vec![]);
+        prop_assert_eq!(difference(&expected, &invoiced, last, &ctx).unwrap(), vec![]);
         // 2. Day by day, an independent replay of the timeline agrees with the billed days.
         let mut billed_days: HashMap<(Date, PlanVersionId), i64> = HashMap::new();
         for e in expected.iter().filter(|e| e.key.kind == ChargeKind::Recurring) {
@@ -826,7 +826,7 @@ fn a_back_dated_discount_end_is_corrected_on_the_next_invoice() {
     );
     assert_eq!(
         line.description,
-        "Correction discount, Plan A, period from 2026-06-01"
+        "Correction discount, Plan A, 2026-06-01 to 2026-06-30"
     );
     assert_eq!(
         (line.charge_kind, line.plan_version_id),
@@ -1025,5 +1025,106 @@ proptest! {
         }
         list.reverse();
         prop_assert_eq!(rate_with(&list), expected);
+    }
+}
+
+/// Issue 8.1: a run dated before what is invoiced never touches the later periods. Plan at
+/// 30.00, activated 2026-03-10, billed as of 2026-04-01 (March 22/31 = 21.29, April 30.00); a
+/// run as of 2026-03-20 used to credit April −30.00.
+#[test]
+fn a_run_dated_in_the_past_never_charges_or_credits_later_periods() {
+    let mut w = World::new();
+    w.plans.insert(w.a.1, terms(3000));
+    let a = w.a.1;
+    w.event(EventKind::Activated, date(2026, 3, 10), None, None);
+    assert_eq!(
+        w.run(date(2026, 4, 1)),
+        [
+            (date(2026, 3, 1), a, ChargeKind::Recurring, 2129),
+            (date(2026, 4, 1), a, ChargeKind::Recurring, 3000),
+        ]
+    );
+    assert_eq!(w.run(date(2026, 3, 20)), []);
+    assert_eq!(w.run(date(2026, 1, 1)), []);
+    // A later back-dated change in March is corrected by a run dated in March for March only.
+    w.event(EventKind::Suspended, date(2026, 3, 20), None, Some(SuspensionCause::Operator));
+    w.event(EventKind::Resumed, date(2026, 3, 25), None, None);
+    assert_eq!(
+        w.run(date(2026, 3, 28)),
+        [(date(2026, 3, 1), a, ChargeKind::Recurring, -484)]
+    );
+}
+
+/// Issue 8.4: a correction that removes every day of a period says which period and how many
+/// days it removes (it used to say "now 0 of 0 days").
+#[test]
+fn a_correction_removing_a_whole_period_names_the_period_and_the_days() {
+    let mut w = World::new();
+    w.plans.insert(w.a.1, terms(3000));
+    w.event(EventKind::Activated, date(2026, 3, 10), None, None);
+    w.run(date(2026, 4, 1));
+    w.event(EventKind::Terminated, date(2026, 3, 20), None, None);
+    let lines = w.run_lines(date(2026, 5, 1));
+    let april = lines
+        .iter()
+        .find(|l| l.key.period_start == date(2026, 4, 1))
+        .expect("an April correction");
+    assert_eq!(april.amount_minor, -3000);
+    assert_eq!((april.days, april.period_days), (0, 30));
+    assert_eq!(april.previous_days, Some(30));
+    assert_eq!(april.period_end, date(2026, 5, 1));
+    let line = line_from_draft(InvoiceId::generate(), SubscriberId::generate(), 1, april, "Fibre");
+    assert_eq!(
+        line.description,
+        "Correction Fibre, 2026-04-01 to 2026-04-30: 30 of 30 days no longer billed"
+    );
+    assert_eq!((line.days, line.period_days), (0, 30));
+    // March: 22 days billed, 10 (10th to 19th) remain.
+    let march = lines
+        .iter()
+        .find(|l| l.key.period_start == date(2026, 3, 1))
+        .expect("a March correction");
+    assert_eq!(march.previous_days, Some(22));
+    assert_eq!(march.days, 10);
+    assert_eq!(
+        line_from_draft(InvoiceId::generate(), SubscriberId::generate(), 1, march, "Fibre")
+            .description,
+        "Correction Fibre, 2026-03-01 to 2026-03-31: 22 → 10 of 31 days"
+    );
+}
+
+/// Issue 8.3: sums that would overflow are an error, never a wrap.
+#[test]
+fn overflowing_sums_are_an_error() {
+    let mut w = World::new();
+    w.event(EventKind::Activated, JUNE(1), None, None);
+    let key = ChargeKey {
+        period_start: JUNE(1),
+        service_id: w.svc,
+        kind: ChargeKind::Recurring,
+        plan_version_id: w.a.1,
+    };
+    let currency = eur();
+    let ctx = RatingContext {
+        tz: &w.tz,
+        billing_day: BillingDay::new(1).unwrap(),
+        currency: &currency,
+        plans: &w.plans,
+        policy: w.policy,
+        discounts: &[],
+    };
+    let period = Period::containing(JUNE(1), ctx.billing_day);
+    let expected = expected_charges(&w.history(), &ctx, period).unwrap();
+    for invoiced in [
+        vec![Invoiced { key, amount_minor: i64::MIN }],
+        vec![
+            Invoiced { key, amount_minor: i64::MAX },
+            Invoiced { key, amount_minor: 1 },
+        ],
+    ] {
+        assert_eq!(
+            difference(&expected, &invoiced, period, &ctx),
+            Err(RatingError::Overflow)
+        );
     }
 }
