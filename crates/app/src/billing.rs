@@ -190,7 +190,9 @@ impl App {
                     .complete_billing_run(id, self.clock.now(), None)
                     .await?
             }
-            Ok(false) => tracing::info!(run = %id, "billing run stopped for shutdown; it resumes when started again"),
+            Ok(false) => {
+                tracing::info!(run = %id, "billing run stopped for shutdown; it resumes when started again")
+            }
             Err(e) => {
                 tracing::error!(run = %id, error = %e, "billing run failed");
                 let failure = e.to_string();

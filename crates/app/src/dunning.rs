@@ -32,7 +32,18 @@ pub struct DunningReport {
 impl App {
     /// Runs the dunning pass for `today` (operator-local date). Idempotent: a step already
     /// taken for an invoice is never taken again.
+    ///
+    /// `today` is at most the operator's today: a pass dated ahead would find invoices overdue
+    /// that are not, and suspend their services.
     pub async fn run_dunning(&self, today: Date) -> AppResult<DunningReport> {
+        lastmile_domain::validate::date_in_range(today)
+            .map_err(|m| AppError::invalid("as_of", m))?;
+        if today > self.billing_today() {
+            return Err(AppError::invalid(
+                "as_of",
+                format!("must not be after today ({})", self.billing_today()),
+            ));
+        }
         let catalog = self.catalog().await?;
         let mut report = DunningReport::default();
         let mut after = None;

@@ -299,8 +299,7 @@ impl App {
             Ok(()) => Ok(s),
             Err(StoreError::InUse { .. }) => Err(AppError::Conflict {
                 kind: "services-not-terminated",
-                message: "terminate the subscriber's services first (one was just created)"
-                    .into(),
+                message: "terminate the subscriber's services first (one was just created)".into(),
                 current_state: Some(before.status.to_string()),
                 field: None,
             }),

@@ -2,7 +2,7 @@
 //! run and a second run over the same date (nothing to do). Reports invoices per second and
 //! the peak memory of the run.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use jiff::civil::Date;
 use jiff::SignedDuration;
 use lastmile_api_types::{
@@ -71,10 +71,8 @@ async fn seed_billing(app: &App, subscribers: usize, as_of: Date, workers: usize
     }
     let tz = app.config.billing.time_zone.clone();
     let start = as_of
-        .checked_sub(jiff::ToSpan::days(60))
-        .map_err(err)?
-        .to_zoned(tz)
-        .map_err(err)?
+        .checked_sub(jiff::ToSpan::days(60))?
+        .to_zoned(tz)?
         .timestamp();
     let clock = Arc::new(ManualClock::new(
         start + SignedDuration::from_hours(24 * 59),

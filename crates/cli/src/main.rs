@@ -5,11 +5,11 @@ mod bench;
 mod demo;
 
 use anyhow::{bail, Context, Result};
-use lastmile_domain::billing::invoice::BillingRunStatus;
 use clap::{Parser, Subcommand};
 use lastmile_app::{App, AppConfig, Clock, SecretBox, SystemClock};
 use lastmile_domain::audit::Actor;
 use lastmile_domain::auth::Role;
+use lastmile_domain::billing::invoice::BillingRunStatus;
 use lastmile_domain::ids::SubscriberId;
 use lastmile_store::Store;
 use std::path::PathBuf;

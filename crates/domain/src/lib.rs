@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod currency;
 pub mod ids;
 pub mod job;
 pub mod nas;

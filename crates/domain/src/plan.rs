@@ -161,7 +161,10 @@ impl PlanTerms {
         for (field, v) in [
             ("price_minor", self.price_minor),
             ("setup_fee_minor", self.setup_fee_minor),
-            ("early_termination_fee_minor", self.early_termination_fee_minor),
+            (
+                "early_termination_fee_minor",
+                self.early_termination_fee_minor,
+            ),
         ] {
             if v < 0 {
                 e.add(field, "must not be negative");
@@ -316,7 +319,13 @@ mod tests {
         assert!(t.validate().is_ok());
         t.price_minor = i64::MAX;
         t.setup_fee_minor = MAX_AMOUNT_MINOR + 1;
-        let fields: Vec<String> = t.validate().unwrap_err().0.into_iter().map(|f| f.field).collect();
+        let fields: Vec<String> = t
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|f| f.field)
+            .collect();
         assert_eq!(fields, ["price_minor", "setup_fee_minor"]);
     }
 

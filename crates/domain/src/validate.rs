@@ -116,18 +116,37 @@ pub fn email(value: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// ISO 4217 alphabetic code (three upper-case letters).
+/// The earliest date any input may name (billing dates, discount dates, event dates).
+pub const EARLIEST_DATE: jiff::civil::Date = jiff::civil::date(2000, 1, 1);
+/// The latest date any input may name: far enough for a contract or a discount end, near
+/// enough that nothing walks thousands of years of periods.
+pub const LATEST_DATE: jiff::civil::Date = jiff::civil::date(2199, 12, 31);
+/// A billing run may be dated at most this many days after today (the operator's today).
+pub const MAX_BILLING_DAYS_AHEAD: i32 = 366;
+
+/// Checks that an input date lies in [`EARLIEST_DATE`]..=[`LATEST_DATE`].
+pub fn date_in_range(d: jiff::civil::Date) -> Result<jiff::civil::Date, String> {
+    if d < EARLIEST_DATE || d > LATEST_DATE {
+        Err(format!("must be between {EARLIEST_DATE} and {LATEST_DATE}"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// An active ISO 4217 alphabetic code with a minor unit (the table in [`crate::currency`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Currency(String);
 
 impl Currency {
+    /// Accepts only the codes of [`crate::currency::ISO_4217`] (upper case, surrounding
+    /// spaces ignored): `ZZZ` has the shape of a code but is no currency.
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        if crate::currency::minor_unit(s).is_some() {
             Ok(Self(s.to_string()))
         } else {
-            Err("must be an ISO 4217 currency code such as EUR or USD".into())
+            Err("must be an active ISO 4217 currency code such as EUR or USD".into())
         }
     }
 
@@ -160,6 +179,10 @@ mod tests {
         assert_eq!(Currency::parse("EUR").unwrap().as_str(), "EUR");
         assert!(Currency::parse("eur").is_err());
         assert!(Currency::parse("EURO").is_err());
+        assert_eq!(Currency::parse(" CHF ").unwrap().as_str(), "CHF");
+        for fake in ["ZZZ", "QQQ", "XAU", "XXX", "HRK"] {
+            assert!(Currency::parse(fake).is_err(), "{fake}");
+        }
     }
 
     #[test]

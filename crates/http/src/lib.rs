@@ -61,6 +61,23 @@ impl AppState {
             stopped.await;
         }
     }
+
+    /// Waits until this process executes no billing run in the background: at shutdown, runs
+    /// stop at their next batch boundary (see `App::is_stopping`) and this returns.
+    pub async fn billing_runs_idle(&self) {
+        loop {
+            let stopped = self.billing_run_stopped.notified();
+            let running = self
+                .billing_runs
+                .lock()
+                .map(|r| !r.is_empty())
+                .unwrap_or(false);
+            if !running {
+                return;
+            }
+            stopped.await;
+        }
+    }
 }
 
 #[derive(OpenApi)]

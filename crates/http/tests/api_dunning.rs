@@ -340,6 +340,18 @@ async fn overdue_invoice_is_reminded_suspended_and_resumed_by_payment(t: TestApp
         .await;
     assert_problem(&r, 422, "validation");
     assert_eq!(fields(&r), ["as_of"]);
+    // A pass dated ahead would suspend services whose invoices are not overdue yet.
+    for ahead in ["2026-04-11", "9999-12-31", "1999-01-01"] {
+        let r = t
+            .admin(
+                "POST",
+                "/api/v1/dunning-runs",
+                Some(json!({"as_of": ahead})),
+            )
+            .await;
+        assert_problem(&r, 422, "validation");
+        assert_eq!(fields(&r), ["as_of"], "{ahead}");
+    }
     let r = t.admin("POST", "/api/v1/dunning-runs", None).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["as_of"], "2026-04-10", "default: today");

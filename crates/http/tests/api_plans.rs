@@ -199,8 +199,14 @@ async fn create_plan_rejects_bad_input(t: TestApp) {
         // Issue 8.3: amounts beyond the documented maximum (10^12 minor units); a plan at
         // i64::MAX in a 19 % exclusive zone used to bill a negative total.
         (json!({"price_minor": i64::MAX}), "terms.price_minor"),
-        (json!({"price_minor": 1_000_000_000_001i64}), "terms.price_minor"),
-        (json!({"setup_fee_minor": i64::MAX}), "terms.setup_fee_minor"),
+        (
+            json!({"price_minor": 1_000_000_000_001i64}),
+            "terms.price_minor",
+        ),
+        (
+            json!({"setup_fee_minor": i64::MAX}),
+            "terms.setup_fee_minor",
+        ),
         (
             json!({"data_cap_bytes": 1000,
                    "cap_policy": {"kind": "overage", "price_per_gb_minor": i64::MAX}}),

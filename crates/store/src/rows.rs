@@ -407,7 +407,8 @@ pub fn invoiced(r: &impl RowGet) -> Result<lastmile_domain::billing::rating::Inv
 
 /// Ends a running run (`$2` = completed): a failed run is a completed one with a `failure`
 /// (`$4`), so the status column keeps the values its check constraint has always allowed.
-pub const FINISH_BILLING_RUN: &str = "UPDATE billing_runs SET status = $2, finished_at = $3, failure = $4
+pub const FINISH_BILLING_RUN: &str =
+    "UPDATE billing_runs SET status = $2, finished_at = $3, failure = $4
      WHERE id = $1 AND status = 'running'";
 
 pub fn billing_run(r: &impl RowGet) -> Result<lastmile_domain::billing::invoice::BillingRun> {

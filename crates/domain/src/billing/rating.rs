@@ -676,7 +676,9 @@ pub fn difference(
     let mut exp: BTreeMap<ChargeKey, (i64, i64, Period)> = BTreeMap::new();
     for e in expected.iter().filter(|e| in_scope(&e.key)) {
         let x = exp.entry(e.key).or_insert((0, 0, e.period));
-        x.0 = x.0.checked_add(e.amount_minor).ok_or(RatingError::Overflow)?;
+        x.0 =
+            x.0.checked_add(e.amount_minor)
+                .ok_or(RatingError::Overflow)?;
         x.1 += e.days;
     }
     let mut keys: Vec<ChargeKey> = inv.keys().chain(exp.keys()).copied().collect();
@@ -685,9 +687,10 @@ pub fn difference(
     let mut out = Vec::new();
     for k in keys {
         let charged = inv.get(&k).copied().unwrap_or(0);
-        let (want, days, period) = exp.get(&k).copied().unwrap_or_else(|| {
-            (0, 0, Period::containing(k.period_start, ctx.billing_day))
-        });
+        let (want, days, period) = exp
+            .get(&k)
+            .copied()
+            .unwrap_or_else(|| (0, 0, Period::containing(k.period_start, ctx.billing_day)));
         let diff = want.checked_sub(charged).ok_or(RatingError::Overflow)?;
         if diff == 0 {
             continue;

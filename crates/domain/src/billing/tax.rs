@@ -262,9 +262,7 @@ pub fn tax_line(
     zone: Option<&TaxZone>,
     on: Date,
 ) -> Option<LineTax> {
-    let applicable: Vec<&Tax> = zone
-        .map(|z| z.taxes_for(tax_class, on))
-        .unwrap_or_default();
+    let applicable: Vec<&Tax> = zone.map(|z| z.taxes_for(tax_class, on)).unwrap_or_default();
     let inclusive = zone.is_some_and(|z| z.prices_include_tax);
     let amount = i128::from(amount_minor);
     // Every rate is at most 100 % and there are few, so no overflow in i128.
@@ -588,14 +586,23 @@ mod tests {
         }
         // A tax that starts later does not apply before.
         let later = zone(false, vec![dated("5", Some(june))]);
-        assert!(tax_line(1000, "standard", Some(&later), jiff::civil::date(2026, 5, 31))
-            .unwrap()
-            .taxes
-            .is_empty());
+        assert!(tax_line(
+            1000,
+            "standard",
+            Some(&later),
+            jiff::civil::date(2026, 5, 31)
+        )
+        .unwrap()
+        .taxes
+        .is_empty());
         // The same tax twice on one date is an error; on two dates it is a schedule.
-        assert!(TaxZone::validate_taxes(&[dated("19", Some(june)), dated("16", Some(june))]).is_err());
+        assert!(
+            TaxZone::validate_taxes(&[dated("19", Some(june)), dated("16", Some(june))]).is_err()
+        );
         assert!(TaxZone::validate_taxes(&[dated("19", None), dated("16", Some(june))]).is_ok());
-        assert!(TaxZone::validate_taxes(&[dated("19", Some(jiff::civil::date(1999, 1, 1)))]).is_err());
+        assert!(
+            TaxZone::validate_taxes(&[dated("19", Some(jiff::civil::date(1999, 1, 1)))]).is_err()
+        );
     }
 
     #[test]

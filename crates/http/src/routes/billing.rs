@@ -82,7 +82,7 @@ async fn start_run(
         tokio::spawn(async move {
             let id = r.id;
             if let Err(e) = app.execute_billing_run(r, &|_| {}).await {
-                tracing::error!(run = %id, error = %e, "billing run stopped; start it again to resume");
+                tracing::error!(run = %id, error = %e, "billing run failed; starting a run for its date again invoices what is missing");
             }
             if let Ok(mut set) = running.lock() {
                 set.remove(&id);

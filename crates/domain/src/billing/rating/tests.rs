@@ -1047,7 +1047,12 @@ fn a_run_dated_in_the_past_never_charges_or_credits_later_periods() {
     assert_eq!(w.run(date(2026, 3, 20)), []);
     assert_eq!(w.run(date(2026, 1, 1)), []);
     // A later back-dated change in March is corrected by a run dated in March for March only.
-    w.event(EventKind::Suspended, date(2026, 3, 20), None, Some(SuspensionCause::Operator));
+    w.event(
+        EventKind::Suspended,
+        date(2026, 3, 20),
+        None,
+        Some(SuspensionCause::Operator),
+    );
     w.event(EventKind::Resumed, date(2026, 3, 25), None, None);
     assert_eq!(
         w.run(date(2026, 3, 28)),
@@ -1073,7 +1078,13 @@ fn a_correction_removing_a_whole_period_names_the_period_and_the_days() {
     assert_eq!((april.days, april.period_days), (0, 30));
     assert_eq!(april.previous_days, Some(30));
     assert_eq!(april.period_end, date(2026, 5, 1));
-    let line = line_from_draft(InvoiceId::generate(), SubscriberId::generate(), 1, april, "Fibre");
+    let line = line_from_draft(
+        InvoiceId::generate(),
+        SubscriberId::generate(),
+        1,
+        april,
+        "Fibre",
+    );
     assert_eq!(
         line.description,
         "Correction Fibre, 2026-04-01 to 2026-04-30: 30 of 30 days no longer billed"
@@ -1087,8 +1098,14 @@ fn a_correction_removing_a_whole_period_names_the_period_and_the_days() {
     assert_eq!(march.previous_days, Some(22));
     assert_eq!(march.days, 10);
     assert_eq!(
-        line_from_draft(InvoiceId::generate(), SubscriberId::generate(), 1, march, "Fibre")
-            .description,
+        line_from_draft(
+            InvoiceId::generate(),
+            SubscriberId::generate(),
+            1,
+            march,
+            "Fibre"
+        )
+        .description,
         "Correction Fibre, 2026-03-01 to 2026-03-31: 22 → 10 of 31 days"
     );
 }
@@ -1116,10 +1133,19 @@ fn overflowing_sums_are_an_error() {
     let period = Period::containing(JUNE(1), ctx.billing_day);
     let expected = expected_charges(&w.history(), &ctx, period).unwrap();
     for invoiced in [
-        vec![Invoiced { key, amount_minor: i64::MIN }],
+        vec![Invoiced {
+            key,
+            amount_minor: i64::MIN,
+        }],
         vec![
-            Invoiced { key, amount_minor: i64::MAX },
-            Invoiced { key, amount_minor: 1 },
+            Invoiced {
+                key,
+                amount_minor: i64::MAX,
+            },
+            Invoiced {
+                key,
+                amount_minor: 1,
+            },
         ],
     ] {
         assert_eq!(
