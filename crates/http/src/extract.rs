@@ -219,21 +219,29 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
-        let operator = state
-            .app
-            .authenticate(token)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
+        let operator = operator_of(state, &parts.headers).await?;
         Ok(Caller {
             actor: lastmile_app::actor(&operator),
             operator,
         })
     }
+}
+
+/// The operator the bearer token in `headers` belongs to; 401 without one or for an unknown
+/// or revoked token.
+pub(crate) async fn operator_of(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Operator, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
+    state
+        .app
+        .authenticate(token)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))
 }

@@ -286,18 +286,9 @@ async fn authenticate(
     state: &AppState,
     parts: &axum::http::request::Parts,
 ) -> Result<(), ApiError> {
-    let token = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
-    match state.app.authenticate(token).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(ApiError::unauthorized("the token is unknown or revoked")),
-        Err(e) => Err(e.into()),
-    }
+    crate::extract::operator_of(state, &parts.headers)
+        .await
+        .map(drop)
 }
 
 fn replay(stored: StoredResponse) -> Response {
