@@ -166,3 +166,83 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The longest request target (path and query) the API reads. Far above any URL the API
+/// documents; the HTTP parser itself refuses targets over 64 KiB before any of our code runs.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The largest request body the API reads (JSON bodies and CSV statements).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The outermost layer: refuses over-long request targets, and turns every error response
+/// that does not already carry a problem document (405 from the router, 413 from the body
+/// limit, a panic-free fallback of any layer) into one, keeping its status and headers such
+/// as `Allow`.
+pub async fn problem_json_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().len())
+        .unwrap_or(0);
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!("the request target is {target} bytes; at most {MAX_URI_BYTES} are read"),
+        )
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&resp) {
+        return resp;
+    }
+    let (mut parts, _) = resp.into_parts();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let slug = reason.to_ascii_lowercase().replace(' ', "-");
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("this endpoint does not answer this method; it allows {allow}")
+        }
+        _ => reason.to_string(),
+    };
+    let problem = ApiError::new(status, &slug, reason, detail).into_response();
+    let (problem_parts, body) = problem.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    drop(problem_parts);
+    Response::from_parts(parts, body)
+}
+
+fn is_problem(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON))
+}
+
+/// A body that could not be read: too large (413) or cut off (400).
+pub fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "payload-too-large",
+            "Payload too large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    } else {
+        ApiError::bad_request(e.body_text())
+    }
+}

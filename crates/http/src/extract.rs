@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use lastmile_domain::audit::Actor;
-use lastmile_domain::auth::{Operator, Permission};
+use lastmile_domain::auth::Operator;
 use serde::de::DeserializeOwned;
 
 /// A JSON body. Not JSON / wrong content type → 400; wrong shape, type or unknown field → 422
@@ -23,7 +23,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            .map_err(crate::error::body_rejection)?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -39,7 +39,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         let json = is_json(&req);
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            .map_err(crate::error::body_rejection)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -77,7 +77,7 @@ impl<S: Send + Sync> FromRequest<S> for CsvBody {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            .map_err(crate::error::body_rejection)?;
         Ok(CsvBody(bytes))
     }
 }
@@ -102,15 +102,28 @@ fn unsupported_media_type() -> ApiError {
     )
 }
 
-/// Parses a JSON body: syntax errors are 400, shape errors 422 with the field's path.
+/// Parses a JSON body: it must be exactly one JSON object (anything after it, or an array or
+/// scalar where the object belongs, is refused rather than guessed at). Syntax errors are 400,
+/// shape errors 422 with the field's path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde's derived structs also accept a JSON array of their fields in order; our bodies
+    // are objects, and the OpenAPI document says so.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => return Err(ApiError::field("body", "the body must be a JSON object")),
+        None => {
+            return Err(ApiError::bad_request(
+                "the body is empty; send a JSON object",
+            ))
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(de) {
-        Ok(v) => Ok(v),
+    let value = match serde_path_to_error::deserialize(&mut *de) {
+        Ok(v) => v,
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return if inner.is_syntax() || inner.is_eof() || inner.is_io() {
                 Err(ApiError::bad_request(format!(
                     "the body is not valid JSON: {inner}"
                 )))
@@ -120,9 +133,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     &field_at_fault(&path, &message, "body"),
                     message,
                 ))
-            }
+            };
         }
-    }
+    };
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!("the body holds more than one JSON value: {e}"))
+    })?;
+    Ok(value)
 }
 
 /// The dotted path of the field a serde error is about. For missing and unknown fields serde
@@ -159,6 +176,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
+        // No parameter of ours holds a control character; one (e.g. `q=%00`) is a client bug
+        // or a probe, and must not reach a search as a wildcard.
+        if let Some((name, _)) = form_parse(q).find(|(_, v)| v.chars().any(char::is_control)) {
+            return Err(ApiError::field(
+                &name,
+                "must not contain control characters",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_parse(q));
         serde_path_to_error::deserialize(de)
             .map(Query)
@@ -192,27 +217,50 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
-/// The authenticated operator behind a request.
-pub struct Caller {
+/// The authenticated operator behind a request, whose role grants `P`. Route handlers name
+/// the permission in their signature, so authentication (401) and the role check (403) run
+/// while the request's head is extracted: before its path, query or body is parsed, a caller
+/// without the permission learns nothing about what the endpoint accepts.
+pub struct Caller<P: perm::Perm> {
     pub operator: Operator,
     pub actor: Actor,
+    granted: std::marker::PhantomData<P>,
 }
 
-impl Caller {
-    /// `403` unless the caller's role grants `p`.
-    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.operator.role.allows(p) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "the {} role may not do this ({p:?})",
-                self.operator.role
-            )))
-        }
+/// One marker type per [`Permission`], for [`Caller`].
+pub mod perm {
+    use lastmile_domain::auth::Permission;
+
+    pub trait Perm: Send + Sync + 'static {
+        const PERMISSION: Permission;
     }
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("`Permission::", stringify!($name), "`.")]
+            pub struct $name;
+            impl Perm for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )*};
+    }
+
+    markers!(
+        Read,
+        WriteSubscribers,
+        WritePlans,
+        WriteNas,
+        WriteServices,
+        SuspendServices,
+        RetryJobs,
+        ReadAudit,
+        ReadBilling,
+        RunBilling,
+        WriteBilling,
+    );
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<P: perm::Perm> FromRequestParts<AppState> for Caller<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -220,9 +268,17 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let operator = operator_of(state, &parts.headers).await?;
+        if !operator.role.allows(P::PERMISSION) {
+            return Err(ApiError::forbidden(format!(
+                "the {} role may not do this ({:?})",
+                operator.role,
+                P::PERMISSION
+            )));
+        }
         Ok(Caller {
             actor: lastmile_app::actor(&operator),
             operator,
+            granted: std::marker::PhantomData,
         })
     }
 }

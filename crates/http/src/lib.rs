@@ -141,6 +141,8 @@ pub fn router(state: AppState) -> Router {
         metrics,
         metrics::track,
     ))
+    .layer(axum::extract::DefaultBodyLimit::max(error::MAX_BODY_BYTES))
+    .layer(axum::middleware::from_fn(error::problem_json_errors))
     .with_state(state)
 }
 

@@ -54,6 +54,29 @@ fn opt_id(u: Option<Uuid>) -> Option<String> {
     u.map(id)
 }
 
+/// Creates the database file readable by its owner only (it holds personal data) if it does
+/// not exist yet. SQLite creates the WAL and shared-memory files with the database file's
+/// mode, so they are private too. An existing file keeps the mode its operator gave it.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.as_os_str();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(
+            format!("cannot create the database file {}: {e}", path.display()).into(),
+        )),
+    }
+}
+
 fn json_text(v: &serde_json::Value) -> String {
     v.to_string()
 }
@@ -73,6 +96,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        create_private(opts.get_filename())?;
         // The one writer keeps 32 MiB of pages (SQLite's default is 2 MiB): a billing batch
         // inserts into many indexes, whose pages then stay in memory between batches. It
         // checkpoints the WAL every ~40 MB rather than every 4 MB: each checkpoint syncs the

@@ -1,11 +1,10 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, Query};
+use crate::extract::{perm, Caller, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
 use jiff::Timestamp;
 use lastmile_api_types::{AuditEventResponse, Page, Problem};
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::SubscriberId;
 use lastmile_store::AuditFilter;
 use serde::Deserialize;
@@ -42,10 +41,9 @@ pub struct ListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadAudit>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<AuditEventResponse>>> {
-    caller.require(Permission::ReadAudit)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = AuditFilter {
         entity_type: q.entity_type,

@@ -1,5 +1,5 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
+use crate::extract::{perm, Caller, IdPath, Json, OptionalJson, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use lastmile_api_types::{
     BillingRunResponse, CreateBillingRun, InvoiceResponse, Page, Problem, VoidInvoiceBody,
 };
-use lastmile_domain::auth::Permission;
 use lastmile_domain::billing::invoice::InvoiceStatus;
 use lastmile_domain::ids::{BillingRunId, InvoiceId, SubscriberId};
 use lastmile_store::InvoiceFilter;
@@ -40,10 +39,9 @@ pub struct RunListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_runs(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     Query(q): Query<RunListQuery>,
 ) -> ApiResult<axum::Json<Page<BillingRunResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let items = st.app.list_billing_runs(page).await?;
     Ok(axum::Json(pagination::body(
@@ -62,10 +60,9 @@ async fn list_runs(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn start_run(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::RunBilling>,
     OptionalJson(body): OptionalJson<CreateBillingRun>,
 ) -> ApiResult<(StatusCode, axum::Json<BillingRunResponse>)> {
-    caller.require(Permission::RunBilling)?;
     let as_of = body.as_of.unwrap_or_else(|| st.app.billing_today());
     let run = st
         .app
@@ -100,10 +97,9 @@ async fn start_run(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_run(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<BillingRunResponse>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(
         st.app.get_billing_run(BillingRunId(id)).await?.into(),
     ))
@@ -130,10 +126,9 @@ pub struct InvoiceListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_invoices(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     Query(q): Query<InvoiceListQuery>,
 ) -> ApiResult<axum::Json<Page<InvoiceResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = InvoiceFilter {
         subscriber_id: q.subscriber_id.map(SubscriberId),
@@ -157,11 +152,10 @@ async fn list_invoices(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_invoice(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     headers: HeaderMap,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    caller.require(Permission::ReadBilling)?;
     let inv = st.app.get_invoice(InvoiceId(id)).await?;
     let wants_html = headers
         .get(header::ACCEPT)
@@ -181,10 +175,9 @@ async fn get_invoice(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn issue_invoice(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<InvoiceResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let inv = st.app.issue_invoice(&caller.actor, InvoiceId(id)).await?;
     Ok(axum::Json(InvoiceResponse::new(inv, true)))
 }
@@ -197,11 +190,10 @@ async fn issue_invoice(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn void_invoice(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
     Json(body): Json<VoidInvoiceBody>,
 ) -> ApiResult<axum::Json<InvoiceResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let inv = st
         .app
         .void_invoice(&caller.actor, InvoiceId(id), &body.reason)

@@ -1,10 +1,9 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, Query};
+use crate::extract::{perm, Caller, IdPath, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
 use lastmile_api_types::{Page, Problem, ProvisioningJobResponse};
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::{JobId, ServiceId, SubscriberId};
 use lastmile_domain::job::JobStatus;
 use lastmile_store::JobFilter;
@@ -37,10 +36,9 @@ pub struct ListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<ProvisioningJobResponse>>> {
-    caller.require(Permission::Read)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = JobFilter {
         status: q.status,
@@ -67,10 +65,9 @@ async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<ProvisioningJobResponse>> {
-    caller.require(Permission::Read)?;
     let j = st.app.get_job(JobId(id)).await?;
     let has = st.app.has_executor(&j.kind);
     Ok(axum::Json(ProvisioningJobResponse::new(j, has)))
@@ -83,10 +80,9 @@ async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn retry(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::RetryJobs>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<ProvisioningJobResponse>> {
-    caller.require(Permission::RetryJobs)?;
     let j = st.app.retry_job(&caller.actor, JobId(id)).await?;
     let has = st.app.has_executor(&j.kind);
     Ok(axum::Json(ProvisioningJobResponse::new(j, has)))

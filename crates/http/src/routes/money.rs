@@ -2,14 +2,13 @@
 //! policies, discounts) and dunning runs.
 
 use crate::error::ApiResult;
-use crate::extract::{Caller, CsvBody, IdPath, Json, OptionalJson, Query};
+use crate::extract::{perm, Caller, CsvBody, IdPath, Json, OptionalJson, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use lastmile_api_types::*;
 use lastmile_app::payment_import::RowOutcome;
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::*;
 use lastmile_store::{CreditNoteFilter, PaymentFilter};
 use serde::Deserialize;
@@ -56,9 +55,8 @@ fn settings_response(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_billing_settings(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
 ) -> ApiResult<axum::Json<BillingSettingsResponse>> {
-    caller.require(Permission::ReadBilling)?;
     let s = st.app.billing_settings().await?;
     Ok(axum::Json(settings_response(&st, s)))
 }
@@ -70,10 +68,9 @@ async fn get_billing_settings(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn put_billing_settings(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     Json(body): Json<BillingSettingsBody>,
 ) -> ApiResult<axum::Json<BillingSettingsResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let new = lastmile_app::billing::BillingSettings {
         payment_terms_days: body.payment_terms_days,
         invoice_prefix: body.invoice_prefix,
@@ -103,10 +100,9 @@ pub struct PaymentListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_payments(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     Query(q): Query<PaymentListQuery>,
 ) -> ApiResult<axum::Json<Page<PaymentResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = PaymentFilter {
         subscriber_id: q.subscriber_id.map(SubscriberId),
@@ -133,10 +129,9 @@ async fn list_payments(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_payment(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     Json(body): Json<CreatePayment>,
 ) -> ApiResult<(StatusCode, axum::Json<PaymentResponse>)> {
-    caller.require(Permission::WriteBilling)?;
     let o = st.app.record_payment(&caller.actor, body).await?;
     let mut r = PaymentResponse::new(o.payment, o.unallocated_minor);
     r.allocations = Some(o.allocations.into_iter().map(Into::into).collect());
@@ -149,10 +144,9 @@ async fn create_payment(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_payment(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<PaymentResponse>> {
-    caller.require(Permission::ReadBilling)?;
     let p = st.app.get_payment(PaymentId(id)).await?;
     let unallocated = st.app.payment_unallocated(&p).await?;
     Ok(axum::Json(PaymentResponse::new(p, unallocated)))
@@ -168,10 +162,9 @@ async fn get_payment(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn import_payments(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     CsvBody(data): CsvBody,
 ) -> ApiResult<axum::Json<ImportResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let rows = st.app.import_payments(&caller.actor, &data).await?;
     let mut r = ImportResponse {
         matched: 0,
@@ -227,10 +220,9 @@ pub struct CreditNoteListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_credit_notes(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     Query(q): Query<CreditNoteListQuery>,
 ) -> ApiResult<axum::Json<Page<CreditNoteResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = CreditNoteFilter {
         subscriber_id: q.subscriber_id.map(SubscriberId),
@@ -252,10 +244,9 @@ async fn list_credit_notes(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_credit_note(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     Json(body): Json<CreateCreditNote>,
 ) -> ApiResult<(StatusCode, axum::Json<CreditNoteResponse>)> {
-    caller.require(Permission::WriteBilling)?;
     let c = st.app.create_credit_note(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(c.into())))
 }
@@ -266,10 +257,9 @@ async fn create_credit_note(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_credit_note(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<CreditNoteResponse>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(
         st.app.get_credit_note(CreditNoteId(id)).await?.into(),
     ))
@@ -283,10 +273,9 @@ async fn get_credit_note(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn ledger(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<LedgerResponse>> {
-    caller.require(Permission::ReadBilling)?;
     // The app computes every sum (checked); the handler only shapes the response.
     let l = st.app.ledger(SubscriberId(id)).await?;
     let entries = l
@@ -319,10 +308,9 @@ async fn ledger(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_refunds(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<Vec<RefundResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     let sub = SubscriberId(id);
     st.app.get_subscriber(sub).await?;
     Ok(axum::Json(
@@ -342,11 +330,10 @@ async fn list_refunds(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_refund(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
     Json(body): Json<CreateRefund>,
 ) -> ApiResult<(StatusCode, axum::Json<RefundResponse>)> {
-    caller.require(Permission::WriteBilling)?;
     let r = st
         .app
         .create_refund(&caller.actor, SubscriberId(id), body)
@@ -360,10 +347,9 @@ async fn create_refund(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_discounts(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<Vec<DiscountResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(
         st.app
             .list_discounts(SubscriberId(id))
@@ -382,11 +368,10 @@ async fn list_discounts(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_discount(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
     Json(body): Json<CreateDiscount>,
 ) -> ApiResult<(StatusCode, axum::Json<DiscountResponse>)> {
-    caller.require(Permission::WriteBilling)?;
     let d = st
         .app
         .create_discount(&caller.actor, SubscriberId(id), body)
@@ -401,11 +386,10 @@ async fn create_discount(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn end_discount(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
     Json(body): Json<EndDiscount>,
 ) -> ApiResult<axum::Json<DiscountResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let d = st
         .app
         .end_discount(&caller.actor, DiscountId(id), body)
@@ -418,9 +402,8 @@ async fn end_discount(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_tax_zones(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
 ) -> ApiResult<axum::Json<Vec<TaxZoneResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(
         st.app
             .list_tax_zones()
@@ -437,10 +420,9 @@ async fn list_tax_zones(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_tax_zone(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     Json(body): Json<TaxZoneBody>,
 ) -> ApiResult<(StatusCode, axum::Json<TaxZoneResponse>)> {
-    caller.require(Permission::WriteBilling)?;
     let z = st.app.create_tax_zone(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(z.into())))
 }
@@ -450,10 +432,9 @@ async fn create_tax_zone(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_tax_zone(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<TaxZoneResponse>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(st.app.get_tax_zone(TaxZoneId(id)).await?.into()))
 }
 
@@ -464,11 +445,10 @@ async fn get_tax_zone(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn update_tax_zone(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
     Json(body): Json<TaxZoneBody>,
 ) -> ApiResult<axum::Json<TaxZoneResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let z = st
         .app
         .update_tax_zone(&caller.actor, TaxZoneId(id), body)
@@ -481,9 +461,8 @@ async fn update_tax_zone(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_dunning_policies(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
 ) -> ApiResult<axum::Json<Vec<DunningPolicyResponse>>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(
         st.app
             .list_dunning_policies()
@@ -500,10 +479,9 @@ async fn list_dunning_policies(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_dunning_policy(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     Json(body): Json<DunningPolicyBody>,
 ) -> ApiResult<(StatusCode, axum::Json<DunningPolicyResponse>)> {
-    caller.require(Permission::WriteBilling)?;
     let p = st.app.create_dunning_policy(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(p.into())))
 }
@@ -514,10 +492,9 @@ async fn create_dunning_policy(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_dunning_policy(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::ReadBilling>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<DunningPolicyResponse>> {
-    caller.require(Permission::ReadBilling)?;
     Ok(axum::Json(
         st.app.get_dunning_policy(DunningPolicyId(id)).await?.into(),
     ))
@@ -529,11 +506,10 @@ async fn get_dunning_policy(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn update_dunning_policy(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteBilling>,
     IdPath(id): IdPath,
     Json(body): Json<DunningPolicyBody>,
 ) -> ApiResult<axum::Json<DunningPolicyResponse>> {
-    caller.require(Permission::WriteBilling)?;
     let p = st
         .app
         .update_dunning_policy(&caller.actor, DunningPolicyId(id), body)
@@ -548,10 +524,9 @@ async fn update_dunning_policy(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn run_dunning(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::RunBilling>,
     OptionalJson(body): OptionalJson<CreateDunningRun>,
 ) -> ApiResult<axum::Json<DunningRunResponse>> {
-    caller.require(Permission::RunBilling)?;
     let as_of = body.as_of.unwrap_or_else(|| st.app.billing_today());
     let r = st.app.run_dunning(as_of).await?;
     Ok(axum::Json(DunningRunResponse {

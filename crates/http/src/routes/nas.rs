@@ -1,11 +1,10 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, Json, Query};
+use crate::extract::{perm, Caller, IdPath, Json, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use lastmile_api_types::{CreateNas, NasResponse, Page, Problem, UpdateNas};
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::NasId;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -31,10 +30,9 @@ pub struct ListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<NasResponse>>> {
-    caller.require(Permission::Read)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let items = st.app.list_nas(page).await?;
     Ok(axum::Json(pagination::body(
@@ -51,10 +49,9 @@ async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteNas>,
     Json(body): Json<CreateNas>,
 ) -> ApiResult<(StatusCode, axum::Json<NasResponse>)> {
-    caller.require(Permission::WriteNas)?;
     let n = st.app.create_nas(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(n.into())))
 }
@@ -65,10 +62,9 @@ async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<NasResponse>> {
-    caller.require(Permission::Read)?;
     Ok(axum::Json(st.app.get_nas(NasId(id)).await?.into()))
 }
 
@@ -79,11 +75,10 @@ async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn update(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteNas>,
     IdPath(id): IdPath,
     Json(body): Json<UpdateNas>,
 ) -> ApiResult<axum::Json<NasResponse>> {
-    caller.require(Permission::WriteNas)?;
     Ok(axum::Json(
         st.app
             .update_nas(&caller.actor, NasId(id), body)
@@ -98,10 +93,9 @@ async fn update(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn delete(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteNas>,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    caller.require(Permission::WriteNas)?;
     st.app.delete_nas(&caller.actor, NasId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,5 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
+use crate::extract::{perm, Caller, IdPath, Json, OptionalJson, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
@@ -8,7 +8,6 @@ use lastmile_api_types::{
     CreatePlan, CreatePlanVersion, Page, PlanResponse, PlanVersionResponse, Problem, ReasonBody,
     UpdatePlan,
 };
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::PlanId;
 use lastmile_domain::plan::PlanStatus;
 use lastmile_store::PlanFilter;
@@ -39,10 +38,9 @@ pub struct ListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<PlanResponse>>> {
-    caller.require(Permission::Read)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let items = st
         .app
@@ -62,10 +60,9 @@ async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WritePlans>,
     Json(body): Json<CreatePlan>,
 ) -> ApiResult<(StatusCode, axum::Json<PlanResponse>)> {
-    caller.require(Permission::WritePlans)?;
     let p = st.app.create_plan(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(p.into())))
 }
@@ -76,10 +73,9 @@ async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<PlanResponse>> {
-    caller.require(Permission::Read)?;
     Ok(axum::Json(st.app.get_plan(PlanId(id)).await?.into()))
 }
 
@@ -90,11 +86,10 @@ async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn rename(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WritePlans>,
     IdPath(id): IdPath,
     Json(body): Json<UpdatePlan>,
 ) -> ApiResult<axum::Json<PlanResponse>> {
-    caller.require(Permission::WritePlans)?;
     Ok(axum::Json(
         st.app
             .rename_plan(&caller.actor, PlanId(id), body)
@@ -110,10 +105,9 @@ async fn rename(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_versions(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<Vec<PlanVersionResponse>>> {
-    caller.require(Permission::Read)?;
     let v = st.app.list_plan_versions(PlanId(id)).await?;
     Ok(axum::Json(v.into_iter().map(Into::into).collect()))
 }
@@ -125,11 +119,10 @@ async fn list_versions(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create_version(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WritePlans>,
     IdPath(id): IdPath,
     Json(body): Json<CreatePlanVersion>,
 ) -> ApiResult<(StatusCode, axum::Json<PlanResponse>)> {
-    caller.require(Permission::WritePlans)?;
     let p = st
         .app
         .create_plan_version(&caller.actor, PlanId(id), body)
@@ -144,11 +137,10 @@ async fn create_version(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn retire(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WritePlans>,
     IdPath(id): IdPath,
     body: OptionalJson<ReasonBody>,
 ) -> ApiResult<axum::Json<PlanResponse>> {
-    caller.require(Permission::WritePlans)?;
     Ok(axum::Json(
         st.app
             .retire_plan(&caller.actor, PlanId(id), body.0.reason)

@@ -1,5 +1,5 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
+use crate::extract::{perm, Caller, IdPath, Json, OptionalJson, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
@@ -9,7 +9,6 @@ use lastmile_api_types::{
     ServiceChangeResponse, ServiceResponse, TimelineEventResponse,
 };
 use lastmile_app::services::{ServiceAction, ServiceChangeOutcome};
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::{NasId, PlanId, ServiceId, SubscriberId};
 use lastmile_domain::service::{ServiceStatus, SuspensionCause};
 use lastmile_store::ServiceFilter;
@@ -47,10 +46,9 @@ pub struct ListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<ServiceResponse>>> {
-    caller.require(Permission::Read)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = ServiceFilter {
         subscriber_id: q.subscriber_id.map(SubscriberId),
@@ -73,10 +71,9 @@ async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteServices>,
     Json(body): Json<CreateService>,
 ) -> ApiResult<(StatusCode, axum::Json<ServiceResponse>)> {
-    caller.require(Permission::WriteServices)?;
     let s = st.app.create_service(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(s.into())))
 }
@@ -87,10 +84,9 @@ async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<ServiceResponse>> {
-    caller.require(Permission::Read)?;
     Ok(axum::Json(st.app.get_service(ServiceId(id)).await?.into()))
 }
 
@@ -101,17 +97,16 @@ async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn timeline(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<Vec<TimelineEventResponse>>> {
-    caller.require(Permission::Read)?;
     let events = st.app.service_timeline(ServiceId(id)).await?;
     Ok(axum::Json(events.into_iter().map(Into::into).collect()))
 }
 
 async fn act(
     st: &AppState,
-    caller: &Caller,
+    actor: &lastmile_domain::audit::Actor,
     id: uuid::Uuid,
     action: ServiceAction,
     body: ServiceActionBody,
@@ -122,7 +117,7 @@ async fn act(
         jobs,
     } = st
         .app
-        .service_action(&caller.actor, ServiceId(id), action, body)
+        .service_action(actor, ServiceId(id), action, body)
         .await?;
     Ok(axum::Json(ServiceChangeResponse {
         service: service.into(),
@@ -144,12 +139,11 @@ async fn act(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn activate(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteServices>,
     IdPath(id): IdPath,
     OptionalJson(body): OptionalJson<ServiceActionBody>,
 ) -> ApiResult<axum::Json<ServiceChangeResponse>> {
-    caller.require(Permission::WriteServices)?;
-    act(&st, &caller, id, ServiceAction::Activate, body).await
+    act(&st, &caller.actor, id, ServiceAction::Activate, body).await
 }
 
 /// Move a service to another plan's current version.
@@ -159,11 +153,10 @@ async fn activate(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn change_plan(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteServices>,
     IdPath(id): IdPath,
     Json(body): Json<ChangePlanBody>,
 ) -> ApiResult<axum::Json<ServiceChangeResponse>> {
-    caller.require(Permission::WriteServices)?;
     let action = ServiceAction::ChangePlan {
         plan_id: PlanId(body.plan_id),
     };
@@ -171,7 +164,7 @@ async fn change_plan(
         effective_at: body.effective_at,
         reason: body.reason,
     };
-    act(&st, &caller, id, action, body).await
+    act(&st, &caller.actor, id, action, body).await
 }
 
 /// Suspend an active service (an operator suspension).
@@ -181,15 +174,14 @@ async fn change_plan(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn suspend(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::SuspendServices>,
     IdPath(id): IdPath,
     OptionalJson(body): OptionalJson<ServiceActionBody>,
 ) -> ApiResult<axum::Json<ServiceChangeResponse>> {
-    caller.require(Permission::SuspendServices)?;
     let action = ServiceAction::Suspend {
         cause: SuspensionCause::Operator,
     };
-    act(&st, &caller, id, action, body).await
+    act(&st, &caller.actor, id, action, body).await
 }
 
 /// Resume a suspended service.
@@ -199,12 +191,11 @@ async fn suspend(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn resume(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::SuspendServices>,
     IdPath(id): IdPath,
     OptionalJson(body): OptionalJson<ServiceActionBody>,
 ) -> ApiResult<axum::Json<ServiceChangeResponse>> {
-    caller.require(Permission::SuspendServices)?;
-    act(&st, &caller, id, ServiceAction::Resume, body).await
+    act(&st, &caller.actor, id, ServiceAction::Resume, body).await
 }
 
 /// Terminate a service (final).
@@ -214,10 +205,9 @@ async fn resume(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn terminate(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteServices>,
     IdPath(id): IdPath,
     OptionalJson(body): OptionalJson<ServiceActionBody>,
 ) -> ApiResult<axum::Json<ServiceChangeResponse>> {
-    caller.require(Permission::WriteServices)?;
-    act(&st, &caller, id, ServiceAction::Terminate, body).await
+    act(&st, &caller.actor, id, ServiceAction::Terminate, body).await
 }

@@ -1,5 +1,5 @@
 use crate::error::ApiResult;
-use crate::extract::{Caller, IdPath, Json, OptionalJson, Query};
+use crate::extract::{perm, Caller, IdPath, Json, OptionalJson, Query};
 use crate::pagination;
 use crate::AppState;
 use axum::extract::State;
@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use lastmile_api_types::{
     CreateSubscriber, Page, Problem, ReasonBody, SubscriberResponse, UpdateSubscriber,
 };
-use lastmile_domain::auth::Permission;
 use lastmile_domain::ids::SubscriberId;
 use lastmile_domain::subscriber::SubscriberStatus;
 use lastmile_store::SubscriberFilter;
@@ -39,10 +38,9 @@ pub struct ListQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<SubscriberResponse>>> {
-    caller.require(Permission::Read)?;
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = SubscriberFilter {
         q: q.q
@@ -66,10 +64,9 @@ async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteSubscribers>,
     Json(body): Json<CreateSubscriber>,
 ) -> ApiResult<(StatusCode, axum::Json<SubscriberResponse>)> {
-    caller.require(Permission::WriteSubscribers)?;
     let s = st.app.create_subscriber(&caller.actor, body).await?;
     Ok((StatusCode::CREATED, axum::Json(s.into())))
 }
@@ -81,10 +78,9 @@ async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(
     State(st): State<AppState>,
-    caller: Caller,
+    _: Caller<perm::Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<SubscriberResponse>> {
-    caller.require(Permission::Read)?;
     Ok(axum::Json(
         st.app.get_subscriber(SubscriberId(id)).await?.into(),
     ))
@@ -97,11 +93,10 @@ async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn update(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteSubscribers>,
     IdPath(id): IdPath,
     Json(body): Json<UpdateSubscriber>,
 ) -> ApiResult<axum::Json<SubscriberResponse>> {
-    caller.require(Permission::WriteSubscribers)?;
     let s = st
         .app
         .update_subscriber(&caller.actor, SubscriberId(id), body)
@@ -116,11 +111,10 @@ async fn update(
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn close(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Caller<perm::WriteSubscribers>,
     IdPath(id): IdPath,
     body: OptionalJson<ReasonBody>,
 ) -> ApiResult<axum::Json<SubscriberResponse>> {
-    caller.require(Permission::WriteSubscribers)?;
     let s = st
         .app
         .close_subscriber(&caller.actor, SubscriberId(id), body.0.reason)

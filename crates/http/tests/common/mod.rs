@@ -52,6 +52,14 @@ impl TestApp {
         Self::with_store(Arc::new(store), url, Some(guard)).await
     }
 
+    /// The app on the SQLite database at `url`, which the caller keeps and removes.
+    pub async fn sqlite_at(url: &str) -> Self {
+        let store = lastmile_store_sqlite::SqliteStore::connect(url)
+            .await
+            .unwrap();
+        Self::with_store(Arc::new(store), url.to_string(), None).await
+    }
+
     pub async fn postgres() -> Option<Self> {
         let url = lastmile_testing::pg::database_url().await?;
         let store = lastmile_store_postgres::PgStore::connect(&url)
