@@ -56,7 +56,6 @@ use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 use tower::ServiceExt;
 
-const MAX_BODY: usize = 1024 * 1024;
 pub const HEADER: &str = "idempotency-key";
 /// Overrides [`IDEMPOTENCY_LEASE`] (whole seconds, at least 1): crash tests use a short lease
 /// instead of waiting a minute. Read once per process.
@@ -178,14 +177,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .map(|v| v.as_bytes())
             .unwrap_or_default(),
     ));
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    let bytes = match axum::body::to_bytes(body, crate::error::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
-                "bodies are limited to 1 MiB",
+                format!("the body is larger than {} bytes", crate::error::MAX_BODY_BYTES),
             )
             .into_response()
         }
