@@ -1,6 +1,6 @@
 //! `lastmile bench billing`: seeds subscribers through the use cases, then times a full billing
 //! run and a second run over the same date (nothing to do). Reports invoices per second and
-//! the peak memory of the run.
+//! the peak memory of the run. `lastmile bench store`: the store's write path alone.
 
 use anyhow::{bail, Result};
 use jiff::civil::Date;
@@ -251,6 +251,29 @@ async fn measure_runs(app: &App, as_of: Date) -> Result<()> {
         again.subscribers_processed,
         again.invoices_created,
         again.subscribers_processed as f64 / secs,
+    );
+    Ok(())
+}
+
+/// `lastmile bench store`.
+pub async fn store(url: &str, requests: usize, in_flight: usize, sessions: usize) -> Result<()> {
+    use lastmile_store_sql::Db;
+    if !url.starts_with("sqlite:") {
+        bail!("bench store measures the SQLite writer for now; PostgreSQL follows when it moves onto the shared store");
+    }
+    let db = lastmile_store_sqlite::db::SqliteDb::connect(url).await?;
+    let r =
+        lastmile_store_sql::bench::accounting_writes(&db, requests, in_flight, sessions).await?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "store writes ({}): {} requests in {:.2} s = {:.0} requests/s; submit→commit p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({in_flight} in flight, {sessions} sessions)",
+        lastmile_store_sqlite::db::SqliteDb::BACKEND,
+        r.requests,
+        r.elapsed.as_secs_f64(),
+        r.per_second(),
+        ms(r.percentile(50.0)),
+        ms(r.percentile(99.0)),
+        ms(r.percentile(100.0)),
     );
     Ok(())
 }

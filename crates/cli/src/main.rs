@@ -180,6 +180,19 @@ enum BenchCommand {
         #[arg(long)]
         no_seed: bool,
     },
+    /// The store's write path alone: accounting-shaped writes (a session upsert and an hourly
+    /// usage upsert each), many in flight, each answered after its commit. Scratch tables,
+    /// dropped afterwards.
+    Store {
+        #[arg(long, default_value_t = 200_000)]
+        requests: usize,
+        /// Requests waiting for their commit at any time (concurrent RADIUS requests).
+        #[arg(long, default_value_t = 1024)]
+        in_flight: usize,
+        /// Distinct live sessions the requests update.
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +290,14 @@ async fn main() -> Result<()> {
             )
             .await
         }
+        Command::Bench {
+            command:
+                BenchCommand::Store {
+                    requests,
+                    in_flight,
+                    sessions,
+                },
+        } => bench::store(&cli.database_url, *requests, *in_flight, *sessions).await,
         Command::Serve(args) => {
             let app = build_app(&cli, args.backdate_days).await?;
             serve(app, args).await

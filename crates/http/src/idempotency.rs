@@ -184,7 +184,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
-                format!("the body is larger than {} bytes", crate::error::MAX_BODY_BYTES),
+                format!(
+                    "the body is larger than {} bytes",
+                    crate::error::MAX_BODY_BYTES
+                ),
             )
             .into_response()
         }

@@ -271,29 +271,15 @@ async fn a_failing_write_leaves_nothing_behind(t: TestApp) {
         .await;
     let audit_count = audit_before.body["items"].as_array().unwrap().len();
 
-    if t.db_url.starts_with("sqlite") {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&t.db_url).await.unwrap();
-        sqlx::raw_sql(
-            "CREATE TRIGGER fail_jobs BEFORE INSERT ON provisioning_jobs
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-        )
-        .execute(&mut c)
-        .await
-        .unwrap();
-    } else {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&t.db_url).await.unwrap();
-        sqlx::raw_sql(
-            "CREATE FUNCTION fail_jobs() RETURNS trigger LANGUAGE plpgsql AS
-               $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
-             CREATE TRIGGER fail_jobs BEFORE INSERT ON provisioning_jobs
-               FOR EACH ROW EXECUTE FUNCTION fail_jobs();",
-        )
-        .execute(&mut c)
-        .await
-        .unwrap();
-    }
+    t.exec_sql(
+        "CREATE TRIGGER fail_jobs BEFORE INSERT ON provisioning_jobs
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        "CREATE FUNCTION fail_jobs() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER fail_jobs BEFORE INSERT ON provisioning_jobs
+           FOR EACH ROW EXECUTE FUNCTION fail_jobs();",
+    )
+    .await;
 
     let r = t
         .admin("POST", &format!("/api/v1/services/{svc}/activate"), None)

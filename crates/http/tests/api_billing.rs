@@ -415,8 +415,7 @@ async fn a_run_that_cannot_finish_is_failed_with_its_error(t: TestApp) {
     let sub = t.subscriber("Failing Fred").await;
     let plan = t.plan("FAIL-1", 1000).await;
     active_service(&t, &sub, &plan, "fred").await;
-    exec_sql(
-        &t,
+    t.exec_sql(
         "CREATE TRIGGER fail_invoices BEFORE INSERT ON invoices
          BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         "CREATE FUNCTION fail_invoices() RETURNS trigger LANGUAGE plpgsql AS
@@ -453,8 +452,7 @@ async fn a_run_that_cannot_finish_is_failed_with_its_error(t: TestApp) {
     assert!(run.body["finished_at"].is_string());
     assert!(invoices_of(&t, &sub).await.is_empty());
 
-    exec_sql(
-        &t,
+    t.exec_sql(
         "DROP TRIGGER fail_invoices",
         "DROP TRIGGER fail_invoices ON invoices",
     )
@@ -466,18 +464,6 @@ async fn a_run_that_cannot_finish_is_failed_with_its_error(t: TestApp) {
         "a failed run is not resumed: a new one starts"
     );
     assert_eq!(again["invoices_created"], 1);
-}
-
-/// Runs SQL under the API, in the backend's dialect.
-async fn exec_sql(t: &TestApp, sqlite: &'static str, postgres: &'static str) {
-    use sqlx::Connection;
-    if t.db_url.starts_with("sqlite") {
-        let mut c = sqlx::SqliteConnection::connect(&t.db_url).await.unwrap();
-        sqlx::raw_sql(sqlite).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(&t.db_url).await.unwrap();
-        sqlx::raw_sql(postgres).execute(&mut c).await.unwrap();
-    }
 }
 
 /// Issue 8.2: at shutdown a run stops at its next batch boundary, still `running`, and a

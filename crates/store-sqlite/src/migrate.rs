@@ -1,10 +1,9 @@
 //! Embedded migrations, applied in order, each in its own transaction. The PostgreSQL crate
 //! has the same versions and names (a test checks it).
 
-use crate::row::db_err;
+use crate::conn::db_err;
 use lastmile_store::rows::micros;
 use lastmile_store::Result;
-use sqlx::SqlitePool;
 
 /// `(version, name, sql)`.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -33,40 +32,37 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-pub async fn run(pool: &SqlitePool) -> Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    sqlx::raw_sql(
+/// Applies pending migrations on the writer's connection, all in one transaction.
+pub fn apply(conn: &mut rusqlite::Connection) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
              name       TEXT NOT NULL,
              applied_at INTEGER NOT NULL
          ) STRICT",
     )
-    .execute(&mut *tx)
-    .await
     .map_err(db_err)?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+    let applied: Vec<i64> = {
+        let mut stmt = tx
+            .prepare("SELECT version FROM schema_migrations")
+            .map_err(db_err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(db_err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_err)?
+    };
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {
             continue;
         }
-        sqlx::raw_sql(*sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        tx.execute_batch(sql).map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, micros(jiff::Timestamp::now())],
         )
-        .bind(version)
-        .bind(name)
-        .bind(micros(jiff::Timestamp::now()))
-        .execute(&mut *tx)
-        .await
         .map_err(db_err)?;
         tracing::info!(version, name, "applied migration");
     }
-    tx.commit().await.map_err(db_err)
+    tx.commit().map_err(db_err)
 }

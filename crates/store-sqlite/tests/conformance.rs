@@ -1,4 +1,5 @@
-//! The backend-independent conformance suite (`lastmile_store::conformance`) against SQLite:
+//! The backend-independent conformance suite (`lastmile_store::conformance`) against SQLite on
+//! rusqlite (the shared SQL of `lastmile-store-sql` over the writer thread and readers):
 //! one fresh database file per case, removed when the case ends.
 
 use lastmile_store::conformance::TestStore;

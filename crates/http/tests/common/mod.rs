@@ -162,6 +162,24 @@ impl TestApp {
         }
     }
 
+    /// Runs SQL under the API, in the backend's dialect (e.g. a trigger that injects a
+    /// failure).
+    pub async fn exec_sql(&self, sqlite: &'static str, postgres: &'static str) {
+        if self.db_url.starts_with("sqlite") {
+            let path = lastmile_store_sqlite::db::database_path(&self.db_url).unwrap();
+            tokio::task::spawn_blocking(move || {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.execute_batch(sqlite).unwrap();
+            })
+            .await
+            .unwrap();
+        } else {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
+            sqlx::raw_sql(postgres).execute(&mut c).await.unwrap();
+        }
+    }
+
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         self.call(method, path, Some(Role::Admin), body).await
     }

@@ -1,0 +1,243 @@
+//! rusqlite glue: binding [`Param`]s, owned rows for the shared decoders, error mapping, and
+//! running the store's generic (async) code on a connection that answers at once.
+
+use lastmile_store::rows::RowGet;
+use lastmile_store::{Result, StoreError};
+use lastmile_store_sql::{Conn, Dialect, Param};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{ErrorCode, Statement};
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use uuid::Uuid;
+
+/// A connection as the generic store code sees it. On the writer thread it is inside the
+/// transaction (and savepoint) the writer opened; on a reader thread it is read-only.
+pub struct SqliteConn(pub rusqlite::Connection);
+
+/// A row copied out of its statement (rusqlite rows borrow the statement).
+pub struct SqliteRow {
+    names: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl SqliteRow {
+    fn get(&self, col: &str) -> Result<&Value> {
+        self.names
+            .iter()
+            .position(|n| n == col)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| StoreError::corrupt(format!("no column {col} in the result")))
+    }
+}
+
+fn wrong_type(col: &str, v: &Value) -> StoreError {
+    StoreError::corrupt(format!("column {col}: unexpected {:?}", v.data_type()))
+}
+
+fn parse_uuid(col: &str, s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| StoreError::corrupt(format!("column {col}: {e}")))
+}
+
+impl RowGet for SqliteRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        self.opt_uuid(col)?
+            .ok_or_else(|| StoreError::corrupt(format!("{col} is NULL")))
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        self.opt_text(col)?.map(|s| parse_uuid(col, &s)).transpose()
+    }
+    fn i64(&self, col: &str) -> Result<i64> {
+        self.opt_i64(col)?
+            .ok_or_else(|| StoreError::corrupt(format!("{col} is NULL")))
+    }
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        match self.get(col)? {
+            Value::Null => Ok(None),
+            Value::Integer(i) => Ok(Some(*i)),
+            v => Err(wrong_type(col, v)),
+        }
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.opt_text(col)?
+            .ok_or_else(|| StoreError::corrupt(format!("{col} is NULL")))
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        match self.get(col)? {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s.clone())),
+            v => Err(wrong_type(col, v)),
+        }
+    }
+    fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>> {
+        match self.get(col)? {
+            Value::Null => Ok(None),
+            Value::Blob(b) => Ok(Some(b.clone())),
+            v => Err(wrong_type(col, v)),
+        }
+    }
+    fn opt_json(&self, col: &str) -> Result<Option<serde_json::Value>> {
+        self.opt_text(col)?
+            .map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|e| StoreError::corrupt(format!("column {col}: {e}")))
+            })
+            .transpose()
+    }
+    fn bool(&self, col: &str) -> Result<bool> {
+        Ok(self.i64(col)? != 0)
+    }
+}
+
+/// Binds `params` to the statement's `$n` parameters by number. SQLite numbers named
+/// parameters in order of first appearance, so `$2` may be its parameter 1: map by name.
+fn bind(stmt: &mut Statement<'_>, params: &[Param]) -> Result<()> {
+    for i in 1..=stmt.parameter_count() {
+        let n = stmt
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| bug("a statement parameter is not of the form $n"))?;
+        let p = params
+            .get(n.wrapping_sub(1))
+            .ok_or_else(|| bug(&format!("no value for parameter ${n}")))?;
+        match p {
+            Param::Null => stmt.raw_bind_parameter(i, rusqlite::types::Null),
+            Param::I64(v) => stmt.raw_bind_parameter(i, v),
+            Param::Text(v) => stmt.raw_bind_parameter(i, v.as_str()),
+            Param::Uuid(v) => {
+                let mut buf = Uuid::encode_buffer();
+                stmt.raw_bind_parameter(i, &*v.hyphenated().encode_lower(&mut buf))
+            }
+            Param::Json(v) => stmt.raw_bind_parameter(i, v.to_string()),
+            Param::Bool(v) => stmt.raw_bind_parameter(i, i64::from(*v)),
+            Param::Bytes(v) => stmt.raw_bind_parameter(i, v.as_slice()),
+        }
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn bug(msg: &str) -> StoreError {
+    StoreError::Backend(format!("store bug: {msg}").into())
+}
+
+impl SqliteConn {
+    /// Runs `sql` (from the connection's statement cache) and copies out every row.
+    pub fn fetch_now(&mut self, sql: &str, params: &[Param]) -> Result<Vec<SqliteRow>> {
+        let mut stmt = self.0.prepare_cached(sql).map_err(db_err)?;
+        bind(&mut stmt, params)?;
+        let names: Arc<[String]> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let width = names.len();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(match row.get_ref(i).map_err(db_err)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Integer(v),
+                    ValueRef::Real(v) => Value::Real(v),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(SqliteRow {
+                names: names.clone(),
+                values,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs `sql` and returns how many rows it changed.
+    pub fn execute_now(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
+        let mut stmt = self.0.prepare_cached(sql).map_err(db_err)?;
+        bind(&mut stmt, params)?;
+        // A statement that returns rows (e.g. `INSERT … RETURNING`) is stepped to its end.
+        let mut rows = stmt.raw_query();
+        while rows.next().map_err(db_err)?.is_some() {}
+        drop(rows);
+        Ok(self.0.changes())
+    }
+}
+
+impl Conn for SqliteConn {
+    type Row = SqliteRow;
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    fn fetch(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+    ) -> impl Future<Output = Result<Vec<SqliteRow>>> + Send {
+        std::future::ready(self.fetch_now(sql, params))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param]) -> impl Future<Output = Result<u64>> + Send {
+        std::future::ready(self.execute_now(sql, params))
+    }
+}
+
+/// Runs the store's generic code to its end on this thread. Its only awaits are on a
+/// [`SqliteConn`], whose futures are ready at once, so one poll finishes it; anything else
+/// would be a bug, reported as an error rather than a hang.
+pub fn run_now<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(bug("store code awaited something other than SQLite")),
+    }
+}
+
+/// Maps a rusqlite error to the store's vocabulary, with a message an operator can act on.
+pub fn db_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let msg = msg.as_deref().unwrap_or("");
+        match f.code {
+            ErrorCode::ConstraintViolation => {
+                if let Some(cols) = msg.strip_prefix("UNIQUE constraint failed: ") {
+                    return lastmile_store::rows::duplicate(cols);
+                }
+                if msg.starts_with("FOREIGN KEY constraint failed") {
+                    return StoreError::InUse {
+                        entity: "record",
+                        by: "other records",
+                    };
+                }
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return backend(format!(
+                    "the database is locked by another process ({msg}); is a second Lastmile \
+                     or a tool holding it?"
+                ));
+            }
+            ErrorCode::DiskFull => {
+                return backend(format!(
+                    "the disk holding the database is full ({msg}); nothing was written"
+                ));
+            }
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                return backend(format!(
+                    "the database file is corrupt or not a database ({msg}); restore it from \
+                     a backup"
+                ));
+            }
+            ErrorCode::ReadOnly => {
+                return backend(format!(
+                    "the database is read-only ({msg}); check the file's and directory's \
+                     permissions"
+                ));
+            }
+            ErrorCode::CannotOpen => {
+                return backend(format!("the database file cannot be opened ({msg})"));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Backend(Box::new(e))
+}
+
+fn backend(msg: String) -> StoreError {
+    StoreError::Backend(msg.into())
+}

@@ -1,0 +1,388 @@
+//! The SQLite database: one writer thread owning the only write connection, with group commit,
+//! and a small pool of read-only connections used from blocking threads.
+//!
+//! # Writes
+//!
+//! A write is a job sent over a bounded channel to the writer thread (a full queue makes the
+//! sender wait: back-pressure, never unbounded memory). The writer takes the first waiting job
+//! and up to [`MAX_GROUP`] − 1 more that are already queued, and runs them in one transaction,
+//! each inside its own savepoint: a job that fails is rolled back to its savepoint and answered
+//! with its error, its neighbours are not affected. Every job is answered only after the
+//! transaction that holds it has committed (or with the commit's error). One `fsync` of the WAL
+//! thus covers many small writes: this is the store's primitive for high-rate small writes
+//! ([`SqliteDb::write`]).
+//!
+//! # Durability
+//!
+//! WAL with `synchronous=FULL`: the WAL is synced at every commit, so an answered write
+//! survives a crash of the process and of the machine.
+//!
+//! # Reads
+//!
+//! Reads run on tokio's blocking threads (never on the async workers), each on a read-only
+//! connection taken from a pool of at most [`READERS`]. In WAL mode readers see the last
+//! commit and never wait for the writer.
+
+use crate::conn::{db_err, run_now, SqliteConn};
+use lastmile_store::{Result, StoreError};
+use lastmile_store_sql::{ConnFuture, Db};
+use rusqlite::{Connection, OpenFlags};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Most write jobs in one transaction.
+pub const MAX_GROUP: usize = 4096;
+/// Write jobs that may wait for the writer before senders wait too.
+pub const QUEUE: usize = 4096;
+/// Read connections.
+pub const READERS: usize = 4;
+
+/// Called with the outcome of the commit of the transaction that held the job.
+type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+/// A write job: runs on the writer's connection; says whether it succeeded (so the writer
+/// keeps or rolls back its savepoint) and how to answer once the transaction ends.
+type Job = Box<dyn FnOnce(&mut SqliteConn) -> (bool, Finish) + Send>;
+
+/// What the writer thread is asked to do.
+enum Msg {
+    Write(Job),
+    /// Copy the WAL into the database file and truncate it (outside any transaction), e.g.
+    /// before the file is copied.
+    Checkpoint(oneshot::Sender<Result<()>>),
+}
+
+#[derive(Clone)]
+pub struct SqliteDb {
+    jobs: mpsc::Sender<Msg>,
+    readers: Arc<Readers>,
+    /// Why the writer last dropped a job without answering it (a transaction that could not
+    /// begin, a panic): what that job's caller is told.
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<SqliteConn>>,
+    permits: Arc<Semaphore>,
+}
+
+impl SqliteDb {
+    /// Opens the database at `path` (created if missing), lets `prepare` run on the write
+    /// connection first (migrations), then starts the writer thread.
+    pub async fn open(
+        path: PathBuf,
+        prepare: impl FnOnce(&mut Connection) -> Result<()> + Send + 'static,
+    ) -> Result<Self> {
+        let open_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            let mut conn = open_writer(&open_path)?;
+            prepare(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the database failed: {e}").into()))??;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let last_error = Arc::new(Mutex::new(None));
+        let writer_error = last_error.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer(SqliteConn(conn), rx, writer_error))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}").into()))?;
+        Ok(Self {
+            jobs: tx,
+            last_error,
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(READERS)),
+            }),
+        })
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_err)?;
+    // The writer keeps 32 MiB of pages (SQLite's default is 2 MiB): a billing batch inserts
+    // into many indexes, whose pages then stay in memory between batches. It checkpoints the
+    // WAL every ~40 MB rather than every 4 MB: each checkpoint syncs the whole database file.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -32768;
+         PRAGMA wal_autocheckpoint = 10000;",
+    )
+    .map_err(db_err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(
+            format!("the database cannot use WAL (journal mode is {mode})").into(),
+        ));
+    }
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<SqliteConn> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_err)?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+        .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(SqliteConn(conn))
+}
+
+/// The writer thread: groups waiting jobs into transactions until every sender is gone.
+fn writer(
+    mut conn: SqliteConn,
+    mut msgs: mpsc::Receiver<Msg>,
+    last_error: Arc<Mutex<Option<String>>>,
+) {
+    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = msgs.blocking_recv() {
+        let mut checkpoint = None;
+        match first {
+            Msg::Write(j) => group.push(j),
+            Msg::Checkpoint(reply) => checkpoint = Some(reply),
+        }
+        while checkpoint.is_none() && group.len() < MAX_GROUP {
+            match msgs.try_recv() {
+                Ok(Msg::Write(j)) => group.push(j),
+                Ok(Msg::Checkpoint(reply)) => checkpoint = Some(reply),
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            run_group(&mut conn, &mut group, &last_error);
+        }
+        if let Some(reply) = checkpoint {
+            let r = conn
+                .0
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .map_err(db_err);
+            let _ = reply.send(r);
+        }
+    }
+}
+
+fn set_last_error(last: &Mutex<Option<String>>, msg: String) {
+    if let Ok(mut l) = last.lock() {
+        *l = Some(msg);
+    }
+}
+
+fn run_group(conn: &mut SqliteConn, group: &mut Vec<Job>, last_error: &Mutex<Option<String>>) {
+    let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+    if let Err(e) = conn.0.execute_batch("BEGIN IMMEDIATE") {
+        // The jobs never run; dropping them answers each caller with the writer's last error.
+        let msg = db_err(e).to_string();
+        tracing::error!(error = %msg, "the writer cannot begin a transaction");
+        set_last_error(last_error, msg);
+        group.clear();
+        return;
+    }
+    let savepoints = group.len() > 1;
+    for job in group.drain(..) {
+        if savepoints {
+            if let Err(e) = conn.execute_now("SAVEPOINT job", &[]) {
+                // Without a savepoint the job cannot be isolated: drop it (its caller gets
+                // this error) rather than risk its neighbours.
+                set_last_error(last_error, e.to_string());
+                continue;
+            }
+        }
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
+        let ok = matches!(outcome, Ok((true, _)));
+        if savepoints {
+            let undo = if ok {
+                conn.execute_now("RELEASE job", &[])
+            } else {
+                conn.execute_now("ROLLBACK TO job", &[])
+                    .and_then(|_| conn.execute_now("RELEASE job", &[]))
+            };
+            if let Err(e) = undo {
+                tracing::error!(error = %e, "the writer cannot end a savepoint");
+            }
+        } else if !ok {
+            // The only job failed: nothing of it may be committed.
+            let _ = conn.0.execute_batch("ROLLBACK");
+            match outcome {
+                Ok((_, finish)) => finish(Ok(())),
+                Err(_) => set_last_error(
+                    last_error,
+                    "a store write panicked (a bug); it was rolled back".into(),
+                ),
+            }
+            return;
+        }
+        match outcome {
+            Ok((_, finish)) => finishes.push(finish),
+            Err(_) => {
+                tracing::error!("a store write panicked; it was rolled back");
+                set_last_error(
+                    last_error,
+                    "a store write panicked (a bug); it was rolled back".into(),
+                );
+            }
+        }
+    }
+    let commit = conn.0.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.0.execute_batch("ROLLBACK");
+        let msg = db_err(e).to_string();
+        tracing::error!(error = %msg, "a write transaction did not commit");
+        msg
+    });
+    if let Err(msg) = &commit {
+        set_last_error(last_error, msg.clone());
+    }
+    for finish in finishes {
+        finish(commit.clone());
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Backend("the database writer has stopped".into())
+}
+
+/// The file a `sqlite://path`, `sqlite:path` or plain-path URL names (query parameters such
+/// as `?mode=rwc` are ignored: the file is always created if missing).
+pub fn database_path(url: &str) -> Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Backend(
+            format!("{url:?} names no database file (an in-memory database is not supported)")
+                .into(),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Creates the database file readable by its owner only (it holds personal data) if it does
+/// not exist yet. SQLite creates the WAL and shared-memory files with the database file's
+/// mode, so they are private too. An existing file keeps the mode its operator gave it.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(
+            format!("cannot create the database file {}: {e}", path.display()).into(),
+        )),
+    }
+}
+
+impl SqliteDb {
+    /// Checkpoints the WAL into the database file, so the file alone holds every commit.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Msg::Checkpoint(tx))
+            .await
+            .map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+}
+
+impl Db for SqliteDb {
+    type Conn = SqliteConn;
+    const BACKEND: &'static str = "sqlite";
+
+    async fn connect(url: &str) -> Result<Self> {
+        let path = database_path(url)?;
+        create_private(&path)?;
+        SqliteDb::open(path, crate::migrate::apply).await
+    }
+
+    async fn close(&self) {
+        if let Err(e) = self.checkpoint().await {
+            tracing::warn!(error = %e, "closing the database: the WAL checkpoint failed");
+        }
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        let permit = self
+            .readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| writer_gone())?;
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let idle = readers.idle.lock().ok().and_then(|mut v| v.pop());
+            let mut conn = match idle {
+                Some(c) => c,
+                None => open_reader(&readers.path)?,
+            };
+            let r = run_now(f(&mut conn));
+            if let Ok(mut v) = readers.idle.lock() {
+                v.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a database read failed: {e}").into()))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn: &mut SqliteConn| {
+            let r = run_now(f(conn));
+            let ok = r.is_ok();
+            let finish: Finish = Box::new(move |commit| {
+                let answer = match (r, commit) {
+                    (Err(e), _) => Err(e),
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(msg)) => Err(StoreError::Backend(msg.into())),
+                };
+                let _ = tx.send(answer);
+            });
+            (ok, finish)
+        });
+        self.jobs
+            .send(Msg::Write(job))
+            .await
+            .map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| {
+            let why = self
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_else(|| "the writer failed".into());
+            StoreError::Backend(format!("the write was not carried out: {why}").into())
+        })?
+    }
+}
