@@ -1,10 +1,12 @@
-//! The storage port. Use cases talk to a `dyn Store`; each backend crate (SQLite, PostgreSQL)
-//! implements it with its own SQL and migrations, and both pass the same conformance suite
-//! (`conformance`, behind the feature of that name).
+//! The storage port. Use cases talk to a `dyn Store`; the SQL that implements it is written
+//! once (`lastmile-store-sql`), each backend crate (SQLite, PostgreSQL) binds it to its driver
+//! and has its own migrations, and both pass the same conformance suite (`conformance`, behind
+//! the feature of that name).
 //!
 //! Every method that changes state takes the audit event (and, for service events, the
 //! timeline event and provisioning jobs) that belongs to the change and writes all of it in
-//! one database transaction: the store is where SPEC rule 1 is kept.
+//! one database transaction: a service change reaches billing, provisioning and the audit
+//! trail together or not at all, and the store is where that is kept.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -272,7 +274,8 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
-/// A service business event: everything rule 1 says must land together.
+/// A service business event: everything that must land together (the service row, its
+/// timeline event, the audit event and the provisioning jobs).
 #[derive(Clone, Debug)]
 pub struct ServiceChange {
     /// The service row after the event (the timeline's projection as of now), with
