@@ -265,6 +265,7 @@ impl App {
         id: DiscountId,
         req: EndDiscount,
     ) -> AppResult<Discount> {
+        validate::date_in_range(req.ends_on).map_err(|m| AppError::invalid("ends_on", m))?;
         let before = self.get_discount(id).await?;
         if req.ends_on <= before.starts_on {
             return Err(AppError::invalid(

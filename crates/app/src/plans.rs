@@ -112,6 +112,8 @@ impl App {
         id: PlanId,
         reason: Option<String>,
     ) -> AppResult<Plan> {
+        let reason = validate::optional(reason.as_deref(), 500)
+            .map_err(|m| AppError::invalid("reason", m))?;
         let before = self.get_plan(id).await?;
         if before.status == PlanStatus::Retired {
             return Err(AppError::invalid_state(

@@ -237,6 +237,8 @@ impl App {
         id: SubscriberId,
         reason: Option<String>,
     ) -> AppResult<Subscriber> {
+        let reason = validate::optional(reason.as_deref(), 500)
+            .map_err(|m| AppError::invalid("reason", m))?;
         let before = self.get_subscriber(id).await?;
         if before.status == SubscriberStatus::Closed {
             return Err(AppError::invalid_state(

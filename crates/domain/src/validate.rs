@@ -110,7 +110,7 @@ pub fn email(value: &str) -> Result<String, String> {
         }
         None => false,
     };
-    if !ok || v.len() > 254 || v.chars().any(char::is_whitespace) {
+    if !ok || v.len() > 254 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must be an e-mail address".into());
     }
     Ok(v.to_string())

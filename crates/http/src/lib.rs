@@ -113,9 +113,12 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API routes and their OpenAPI document, generated from the handlers' annotations.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes::router())
-        .split_for_parts()
+        .split_for_parts();
+    // An omitted optional body is "no body", never `null` (the server refuses `null`).
+    lastmile_api_types::openapi::optional_bodies_are_objects(&mut doc);
+    (router, doc)
 }
 
 /// The whole HTTP application.

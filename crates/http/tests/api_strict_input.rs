@@ -144,7 +144,70 @@ async fn the_role_is_checked_before_the_request_is_parsed(t: TestApp) {
     assert_problem(&r, 401, "unauthorized");
 }
 
+/// Free text and dates are checked on every path, not only the common ones.
+async fn free_text_and_dates_are_checked_everywhere(t: TestApp) {
+    let sub = t.subscriber("Text Tester").await;
+    let plan = t.plan("TEXT-1", 1000).await;
+    for path in [
+        format!("/api/v1/subscribers/{sub}/close"),
+        format!("/api/v1/plans/{plan}/retire"),
+    ] {
+        let r = t
+            .admin("POST", &path, Some(json!({"reason": "bad\u{84}reason"})))
+            .await;
+        assert_problem(&r, 422, "validation");
+        assert_eq!(fields(&r), ["reason"], "{path}");
+    }
+    let r = t
+        .admin(
+            "POST",
+            "/api/v1/subscribers",
+            Some(json!({"name": "Nul Mail", "currency": "EUR", "email": "a\u{0}b@example.net"})),
+        )
+        .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["email"]);
+    let r = t
+        .admin(
+            "PUT",
+            "/api/v1/settings/billing",
+            Some(json!({
+                "payment_terms_days": 14, "invoice_prefix": "INV-", "credit_note_prefix": "CN-",
+                "issue_invoices": true, "downgrades": "next_period",
+                "issuer": {"name": "ISP", "address_lines": ["1 Way", "\u{84}"],
+                           "tax_id": null, "email": null, "phone": null}})),
+        )
+        .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["issuer.address_lines[1]"]);
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/subscribers/{sub}/discounts"),
+            Some(json!({"value": {"kind": "percent", "percent": "10"},
+                        "starts_on": "2026-03-01", "description": "ten off"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{:?}", r.body);
+    let discount = r.body["id"].as_str().unwrap().to_string();
+    let r = t
+        .admin(
+            "POST",
+            &format!("/api/v1/discounts/{discount}/end"),
+            Some(json!({"ends_on": "9999-12-31"})),
+        )
+        .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["ends_on"]);
+    let r = t
+        .admin("GET", "/api/v1/invoices?period_start=20261201", None)
+        .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["period_start"]);
+}
+
 on_both_backends!(
+    free_text_and_dates_are_checked_everywhere,
     a_body_is_exactly_one_json_object,
     every_error_is_a_problem_document,
     search_terms_hold_no_control_characters,

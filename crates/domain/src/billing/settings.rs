@@ -73,10 +73,15 @@ impl BillingSettings {
             e.add("issuer.address_lines", "at most 8 lines");
         }
         for (i, l) in self.issuer.address_lines.iter().enumerate() {
-            if l.len() > 200 {
+            if l.chars().count() > 200 {
                 e.add(
                     format!("issuer.address_lines[{i}]"),
                     "at most 200 characters",
+                );
+            } else if l.chars().any(char::is_control) {
+                e.add(
+                    format!("issuer.address_lines[{i}]"),
+                    "must not contain control characters",
                 );
             }
         }

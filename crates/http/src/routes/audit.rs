@@ -20,9 +20,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `subscriber`, `plan`, `service`, `nas`, `provisioning_job`, `operator`.
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     entity_type: Option<String>,
+    /// No control characters.
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     entity_id: Option<String>,
     /// `operator:<id>` or `system:<component>`.
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     actor_id: Option<String>,
     subscriber_id: Option<uuid::Uuid>,
     /// Inclusive, RFC 3339.
@@ -31,12 +35,17 @@ pub struct ListQuery {
     /// Exclusive, RFC 3339.
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
 /// The audit trail: who did what to which record, when, with before/after.
-#[utoipa::path(get, path = "/audit-events", tag = "audit-events", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_audit_events", path = "/audit-events", tag = "audit-events", params(ListQuery),
     responses((status = 200, body = Page<AuditEventResponse>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(

@@ -29,7 +29,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RunListQuery {
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
@@ -113,10 +118,17 @@ pub struct InvoiceListQuery {
     status: Option<InvoiceStatus>,
     /// The billing period's first day (YYYY-MM-DD).
     #[param(value_type = Option<String>, format = Date)]
+    #[serde(default, deserialize_with = "lastmile_api_types::dates::optional")]
     period_start: Option<jiff::civil::Date>,
     /// Exactly this invoice number.
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     number: Option<String>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
@@ -147,8 +159,10 @@ async fn list_invoices(
 
 /// An invoice with its lines; with `Accept: text/html`, the document fit to print or mail.
 #[utoipa::path(get, path = "/invoices/{id}", tag = "billing", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = InvoiceResponse),
-              (status = 200, content_type = "text/html", description = "The invoice document"),
+    responses((status = 200,
+               description = "The invoice with its lines (JSON, the default); with \
+                              `Accept: text/html`, the document fit to print or mail",
+               content((InvoiceResponse = "application/json"), (String = "text/html"))),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_invoice(
     State(st): State<AppState>,

@@ -23,15 +23,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<JobStatus>,
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     kind: Option<String>,
     service_id: Option<uuid::Uuid>,
     subscriber_id: Option<uuid::Uuid>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
 /// The provisioning queue.
-#[utoipa::path(get, path = "/provisioning-jobs", tag = "provisioning-jobs", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_provisioning_jobs", path = "/provisioning-jobs", tag = "provisioning-jobs", params(ListQuery),
     responses((status = 200, body = Page<ProvisioningJobResponse>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
@@ -59,7 +65,7 @@ async fn list(
 }
 
 /// Get a provisioning job.
-#[utoipa::path(get, path = "/provisioning-jobs/{id}", tag = "provisioning-jobs",
+#[utoipa::path(get, operation_id = "get_provisioning_job", path = "/provisioning-jobs/{id}", tag = "provisioning-jobs",
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = ProvisioningJobResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]

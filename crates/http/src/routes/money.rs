@@ -90,7 +90,12 @@ async fn put_billing_settings(
 #[into_params(parameter_in = Query)]
 pub struct PaymentListQuery {
     subscriber_id: Option<uuid::Uuid>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
@@ -211,7 +216,12 @@ async fn import_payments(
 pub struct CreditNoteListQuery {
     subscriber_id: Option<uuid::Uuid>,
     invoice_id: Option<uuid::Uuid>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 

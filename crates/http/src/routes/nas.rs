@@ -20,12 +20,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
 /// List NAS.
-#[utoipa::path(get, path = "/nas", tag = "nas", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_nas", path = "/nas", tag = "nas", params(ListQuery),
     responses((status = 200, body = Page<NasResponse>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
@@ -44,7 +49,7 @@ async fn list(
 }
 
 /// Register a NAS. The shared secret is write-only.
-#[utoipa::path(post, path = "/nas", tag = "nas", request_body = CreateNas,
+#[utoipa::path(post, operation_id = "create_nas", path = "/nas", tag = "nas", request_body = CreateNas,
     responses((status = 201, body = NasResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
@@ -57,7 +62,7 @@ async fn create(
 }
 
 /// Get a NAS.
-#[utoipa::path(get, path = "/nas/{id}", tag = "nas", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(get, operation_id = "get_nas", path = "/nas/{id}", tag = "nas", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = NasResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(
@@ -69,7 +74,7 @@ async fn get(
 }
 
 /// Update a NAS (partial).
-#[utoipa::path(patch, path = "/nas/{id}", tag = "nas", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(patch, operation_id = "update_nas", path = "/nas/{id}", tag = "nas", params(("id" = uuid::Uuid, Path)),
     request_body = UpdateNas,
     responses((status = 200, body = NasResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]

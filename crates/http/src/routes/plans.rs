@@ -28,12 +28,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<PlanStatus>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
 /// List plans with their current version.
-#[utoipa::path(get, path = "/plans", tag = "plans", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_plans", path = "/plans", tag = "plans", params(ListQuery),
     responses((status = 200, body = Page<PlanResponse>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
@@ -55,7 +60,7 @@ async fn list(
 }
 
 /// Create a plan (version 1).
-#[utoipa::path(post, path = "/plans", tag = "plans", request_body = CreatePlan,
+#[utoipa::path(post, operation_id = "create_plan", path = "/plans", tag = "plans", request_body = CreatePlan,
     responses((status = 201, body = PlanResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
@@ -68,7 +73,7 @@ async fn create(
 }
 
 /// Get a plan with its current version.
-#[utoipa::path(get, path = "/plans/{id}", tag = "plans", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(get, operation_id = "get_plan", path = "/plans/{id}", tag = "plans", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = PlanResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(

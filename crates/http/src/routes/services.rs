@@ -36,12 +36,17 @@ pub struct ListQuery {
     status: Option<ServiceStatus>,
     plan_id: Option<uuid::Uuid>,
     nas_id: Option<uuid::Uuid>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
 /// List services.
-#[utoipa::path(get, path = "/services", tag = "services", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_services", path = "/services", tag = "services", params(ListQuery),
     responses((status = 200, body = Page<ServiceResponse>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
@@ -66,7 +71,7 @@ async fn list(
 }
 
 /// Create a service in `pending`.
-#[utoipa::path(post, path = "/services", tag = "services", request_body = CreateService,
+#[utoipa::path(post, operation_id = "create_service", path = "/services", tag = "services", request_body = CreateService,
     responses((status = 201, body = ServiceResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
@@ -79,7 +84,7 @@ async fn create(
 }
 
 /// Get a service.
-#[utoipa::path(get, path = "/services/{id}", tag = "services", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(get, operation_id = "get_service", path = "/services/{id}", tag = "services", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = ServiceResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(

@@ -26,14 +26,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Case-insensitive search in name, number and e-mail.
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     q: Option<String>,
     status: Option<SubscriberStatus>,
+    /// Page size: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500, example = 50)]
     limit: Option<u32>,
+    /// Where the previous page ended: its `next_cursor` (opaque); empty or absent: the first
+    /// page.
+    #[param(pattern = r"^(?:[A-Za-z0-9_-]{21}[AQgw])?$")]
     cursor: Option<String>,
 }
 
 /// List subscribers.
-#[utoipa::path(get, path = "/subscribers", tag = "subscribers", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_subscribers", path = "/subscribers", tag = "subscribers", params(ListQuery),
     responses((status = 200, body = Page<SubscriberResponse>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(
@@ -59,7 +65,7 @@ async fn list(
 }
 
 /// Create a subscriber.
-#[utoipa::path(post, path = "/subscribers", tag = "subscribers", request_body = CreateSubscriber,
+#[utoipa::path(post, operation_id = "create_subscriber", path = "/subscribers", tag = "subscribers", request_body = CreateSubscriber,
     responses((status = 201, body = SubscriberResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
@@ -72,7 +78,7 @@ async fn create(
 }
 
 /// Get a subscriber.
-#[utoipa::path(get, path = "/subscribers/{id}", tag = "subscribers",
+#[utoipa::path(get, operation_id = "get_subscriber", path = "/subscribers/{id}", tag = "subscribers",
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = SubscriberResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -87,7 +93,7 @@ async fn get(
 }
 
 /// Update a subscriber (partial).
-#[utoipa::path(patch, path = "/subscribers/{id}", tag = "subscribers",
+#[utoipa::path(patch, operation_id = "update_subscriber", path = "/subscribers/{id}", tag = "subscribers",
     params(("id" = uuid::Uuid, Path)), request_body = UpdateSubscriber,
     responses((status = 200, body = SubscriberResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")))]
