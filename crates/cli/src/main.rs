@@ -193,6 +193,26 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         sessions: usize,
     },
+    /// Seed N subscribers with every searchable field (name, e-mail, phone, logins, MACs,
+    /// static addresses), their services, jobs, audit trail, a billing run and payments into
+    /// an empty database; then serve the HTTP API on a loopback port in this process and time
+    /// sequential GETs of each read endpoint (p50/p99).
+    Api {
+        #[arg(long, default_value_t = 100_000)]
+        subscribers: usize,
+        /// Concurrent seeding tasks.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Timed requests per endpoint.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        /// Only seed (to copy the database and measure it repeatedly with `--no-seed`).
+        #[arg(long, conflicts_with = "no_seed")]
+        seed_only: bool,
+        /// Measure a database seeded earlier with `--seed-only`.
+        #[arg(long)]
+        no_seed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,6 +318,27 @@ async fn main() -> Result<()> {
                     sessions,
                 },
         } => bench::store(&cli.database_url, *requests, *in_flight, *sessions).await,
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    subscribers,
+                    workers,
+                    requests,
+                    seed_only,
+                    no_seed,
+                },
+        } => {
+            let app = build_app(&cli, 90).await?;
+            bench::api(
+                &app,
+                *subscribers,
+                (*workers).max(1),
+                *requests,
+                !*no_seed,
+                !*seed_only,
+            )
+            .await
+        }
         Command::Serve(args) => {
             let app = build_app(&cli, args.backdate_days).await?;
             serve(app, args).await

@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dunning_passed",
         include_str!("../migrations/0007_dunning_passed.sql"),
     ),
+    (
+        8,
+        "read_indexes",
+        include_str!("../migrations/0008_read_indexes.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

@@ -8,7 +8,8 @@ use lastmile_domain::subscriber::{
     Address, BillingDay, Subscriber, SubscriberNumber, SubscriberStatus,
 };
 use lastmile_domain::validate::Currency;
-use lastmile_store::{AuditFilter, Page, Store, SubscriberFilter};
+use lastmile_store::ports::*;
+use lastmile_store::{AuditFilter, Page, SubscriberFilter};
 use lastmile_store_postgres::PgStore;
 
 #[tokio::test]
@@ -22,7 +23,7 @@ async fn insert_and_read_back_a_subscriber() {
     assert_eq!(store.backend(), "postgres");
     store.ping().await.expect("ping");
     // Migrating again is a no-op.
-    store.migrate().await.expect("second migrate");
+    store.db.migrate().await.expect("second migrate");
 
     let at = Timestamp::from_second(1_750_000_000).expect("timestamp");
     let mut custom = serde_json::Map::new();

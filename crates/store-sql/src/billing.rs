@@ -2,8 +2,10 @@
 //!
 //! The hot path is a run's batch: `billing_inputs` reads a batch of subscribers and their
 //! history with a fixed number of statements whatever its size, and `commit_billing_batch`
-//! writes its invoices and lines with multi-row inserts. Multi-row statements come in a few
-//! fixed sizes (`chunks`), so each is prepared once per connection and then reused.
+//! writes its invoices and lines with the backend's bulk insert (`Conn::copy_in`: PostgreSQL's
+//! `COPY`) or else multi-row inserts. Multi-row statements come in a few fixed sizes
+//! (`chunks`), so each is prepared once per connection and then reused; on PostgreSQL, lists
+//! of ids are bound as one array (`Sql::in_ids`), so their statements have one text too.
 
 use crate::prelude::*;
 use lastmile_domain::billing::invoice::{
@@ -71,8 +73,8 @@ const BILLING_SUBSCRIBER: &str =
 const INVOICED_PERIODS: &str = "SELECT subscriber_id, period_start FROM invoices
      WHERE subscriber_id >= $1 AND subscriber_id <= $2 AND status <> 'void'";
 
-/// The batch's statements read one snapshot when the backend's read runs them in one
-/// read transaction (see the report on `Db::read`).
+/// Six statements at most, whatever `limit`. They describe one instant only if the backend's
+/// `Db::read` runs them in one read transaction (a snapshot).
 pub async fn billing_inputs<C: Conn>(
     c: &mut C,
     after: Option<SubscriberId>,
@@ -128,7 +130,7 @@ enum Scope {
 
 impl Scope {
     /// Appends `AND <col> …` restricting `col` to the scope.
-    fn push(&self, q: &mut Sql, col: &str) {
+    fn push(&self, q: &mut Sql, col: &str, dialect: Dialect) {
         match self {
             Scope::Range(first, last) => {
                 q.push(" AND ")
@@ -143,8 +145,7 @@ impl Scope {
             Scope::Ids(ids) => {
                 q.push(" AND ")
                     .push(col)
-                    .push(" IN ")
-                    .bind_list(ids.iter().copied());
+                    .in_ids(dialect, ids.iter().copied());
             }
         }
     }
@@ -218,7 +219,7 @@ async fn histories<C: Conn>(
         Scope::Range(first, last)
     };
     let mut q = Sql::new(HISTORY_SERVICES);
-    scope.push(&mut q, "subscriber_id");
+    scope.push(&mut q, "subscriber_id", C::DIALECT);
     let services = collect(q.fetch(c).await?, |r: &C::Row| {
         Ok((
             SubscriberId(r.uuid("subscriber_id")?),
@@ -228,16 +229,16 @@ async fn histories<C: Conn>(
         ))
     })?;
     let mut q = Sql::new(HISTORY_EVENTS);
-    scope.push(&mut q, "subscriber_id");
+    scope.push(&mut q, "subscriber_id", C::DIALECT);
     let events = collect(q.fetch(c).await?, rows::billing_event)?;
     let mut q = Sql::new(HISTORY_INVOICED);
-    scope.push(&mut q, "i.subscriber_id");
+    scope.push(&mut q, "i.subscriber_id", C::DIALECT);
     q.push(HISTORY_INVOICED_GROUP);
     let invoiced = collect(q.fetch(c).await?, |r: &C::Row| {
         Ok((SubscriberId(r.uuid("subscriber_id")?), rows::invoiced(r)?))
     })?;
     let mut q = Sql::new(HISTORY_DISCOUNTS);
-    scope.push(&mut q, "subscriber_id");
+    scope.push(&mut q, "subscriber_id", C::DIALECT);
     let discounts = collect(q.fetch(c).await?, rows::discount)?;
     Ok(rows::assemble_billing_inputs(
         subscribers,
@@ -335,14 +336,40 @@ const TAKE_INVOICE_COUNTER: &str = "INSERT INTO counters (name, value) VALUES ($
      RETURNING value";
 const SET_COUNTER: &str = "UPDATE counters SET value = $2 WHERE name = $1";
 
-const INSERT_INVOICES: &str =
-    "INSERT INTO invoices (id, subscriber_id, number, status, currency, period_start,
-         period_end, created_at, issued_at, due_date, subtotal_minor, tax_minor, total_minor,
-         prices_include_tax, billing_run_id) VALUES ";
-const INSERT_LINES: &str =
-    "INSERT INTO invoice_lines (id, invoice_id, subscriber_id, position, description,
-         service_id, charge_kind, charge_period_start, plan_version_id, correction, days,
-         period_days, amount_minor, tax_minor, taxes) VALUES ";
+const INVOICE_COLUMNS: [&str; 15] = [
+    "id",
+    "subscriber_id",
+    "number",
+    "status",
+    "currency",
+    "period_start",
+    "period_end",
+    "created_at",
+    "issued_at",
+    "due_date",
+    "subtotal_minor",
+    "tax_minor",
+    "total_minor",
+    "prices_include_tax",
+    "billing_run_id",
+];
+const LINE_COLUMNS: [&str; 15] = [
+    "id",
+    "invoice_id",
+    "subscriber_id",
+    "position",
+    "description",
+    "service_id",
+    "charge_kind",
+    "charge_period_start",
+    "plan_version_id",
+    "correction",
+    "days",
+    "period_days",
+    "amount_minor",
+    "tax_minor",
+    "taxes",
+];
 
 const RUN_PROGRESS: &str = "SELECT cursor, errors FROM billing_runs WHERE id = $1";
 const ADVANCE_RUN: &str = "UPDATE billing_runs SET cursor = $2,
@@ -354,6 +381,37 @@ const COUNT_RUN_INVOICES: &str =
 
 pub async fn commit_billing_batch<C: Conn>(c: &mut C, batch: &BillingBatch) -> Result<u64> {
     let b = batch;
+    // SQLite's foreign keys check the batch's references; PostgreSQL's billing tables have
+    // none (see its migrations/0002_billing.sql), so they are checked here. When the backend
+    // has a connection idle right now (`Conn::spare`), on that one while this one writes: the
+    // check (index probes for a few thousand ids) then runs on another core, not in the
+    // transaction that holds the invoice counter. It is conservative (a line's invoice
+    // counts as present only if it is the line's own) and sees what committed; whatever it
+    // does not confirm is checked exactly, in the transaction, after the inserts and before
+    // the run's progress (a failure rolls all of it back). Subscribers, services, plan
+    // versions and runs are never deleted, so what it confirmed stays true until the commit.
+    let check = C::DIALECT == Dialect::Postgres;
+    let (confirmed, fresh) = match c.spare().filter(|_| check) {
+        Some(mut spare) => {
+            let all: Vec<&NewInvoice> = b.invoices.iter().collect();
+            let (early, fresh) =
+                tokio::join!(check_references(&mut spare, &all), write_invoices(c, b));
+            (early.is_ok(), fresh?)
+        }
+        None => (false, write_invoices(c, b).await?),
+    };
+    if check && !confirmed {
+        check_references(c, &fresh).await?;
+    }
+    record_progress(c, b, fresh.len() as i64).await?;
+    Ok(fresh.len() as u64)
+}
+
+/// Numbers and inserts the invoices of the batch that are not there yet, and returns them.
+async fn write_invoices<'a, C: Conn>(
+    c: &mut C,
+    b: &'a BillingBatch,
+) -> Result<Vec<&'a NewInvoice>> {
     // The counter row is taken first: concurrent batches (of any run) then run one at a time
     // from here to their commit (SQLite's single writer does so anyway). So the existence
     // check below sees every invoice committed before it (PostgreSQL's READ COMMITTED takes a
@@ -378,23 +436,23 @@ pub async fn commit_billing_batch<C: Conn>(c: &mut C, batch: &BillingBatch) -> R
         c.execute(SET_COUNTER, &[INVOICE_COUNTER.into(), last.into()])
             .await?;
     }
-    if C::DIALECT == Dialect::Postgres {
-        // SQLite's foreign keys check these; PostgreSQL's billing tables have none (see its
-        // migrations/0002_billing.sql).
-        check_references(c, &fresh).await?;
-    }
     insert_invoices(c, &fresh, base + 1, &b.number_prefix).await?;
     insert_lines(c, &fresh).await?;
-    record_progress(c, b, fresh.len() as i64).await?;
-    Ok(fresh.len() as u64)
+    Ok(fresh)
 }
 
 /// Finds which (subscriber, period) pairs already have a live invoice: one probe of the
 /// unique index per pair. The probe is a scalar subquery with `LIMIT 1` so that PostgreSQL
 /// keeps it a probe per pair (it would turn `EXISTS` or a join into a hash of all of
 /// `invoices`); SQLite runs it per row, and cannot search an index for a row-value `IN`.
+/// The pairs are a `VALUES` list on SQLite, and on PostgreSQL two arrays bound once and
+/// unpacked by `UNNEST` (one statement for the whole batch; the arrays read by sub-selects,
+/// as in `Sql::in_ids`, so the planner does not parse them).
 const EXISTING_HEAD: &str =
     "SELECT b.column1 AS subscriber_id, b.column2 AS period_start FROM (VALUES ";
+const EXISTING_HEAD_PG: &str = "SELECT b.column1 AS subscriber_id, b.column2 AS period_start
+     FROM (SELECT * FROM UNNEST((SELECT CAST($1 AS uuid[]))::uuid[],
+                                (SELECT CAST($2 AS text[]))::text[]) AS u (column1, column2)";
 const EXISTING_TAIL: &str = ") AS b
      WHERE (SELECT 1 FROM invoices i
             WHERE i.subscriber_id = b.column1 AND i.period_start = b.column2
@@ -407,24 +465,41 @@ async fn without_existing<'a, C: Conn>(
     all: &'a [NewInvoice],
 ) -> Result<Vec<&'a NewInvoice>> {
     let mut existing: HashSet<(SubscriberId, Date)> = HashSet::new();
-    for chunk in chunks(all) {
-        let mut q = Sql::new(EXISTING_HEAD);
-        q.params.reserve(chunk.len() * 2);
-        for (k, inv) in chunk.iter().enumerate() {
-            if k > 0 {
-                q.push(", ");
-            }
-            q.bind_list([
-                Param::from(inv.subscriber_id.0),
-                inv.period_start.to_string().into(),
-            ]);
-        }
-        q.push(EXISTING_TAIL);
-        for r in q.fetch(c).await? {
+    let mut found = |rows: Vec<C::Row>| -> Result<()> {
+        for r in rows {
             existing.insert((
                 SubscriberId(r.uuid("subscriber_id")?),
                 r.parsed::<Date>("period_start")?,
             ));
+        }
+        Ok(())
+    };
+    if C::DIALECT == Dialect::Postgres {
+        if !all.is_empty() {
+            let q = Sql {
+                text: format!("{EXISTING_HEAD_PG}{EXISTING_TAIL}"),
+                params: vec![
+                    uuid_array(all.iter().map(|i| i.subscriber_id.0)),
+                    text_array(all.iter().map(|i| i.period_start.to_string())),
+                ],
+            };
+            found(q.fetch(c).await?)?;
+        }
+    } else {
+        for chunk in chunks(all) {
+            let mut q = Sql::new(EXISTING_HEAD);
+            q.params.reserve(chunk.len() * 2);
+            for (k, inv) in chunk.iter().enumerate() {
+                if k > 0 {
+                    q.push(", ");
+                }
+                q.bind_list([
+                    Param::from(inv.subscriber_id.0),
+                    inv.period_start.to_string().into(),
+                ]);
+            }
+            q.push(EXISTING_TAIL);
+            found(q.fetch(c).await?)?;
         }
     }
     Ok(all
@@ -435,8 +510,8 @@ async fn without_existing<'a, C: Conn>(
 
 /// Fails with what a foreign key violation maps to (`InUse`, as SQLite reports it) unless
 /// every subscriber, run, service, plan version and (other than the batch's own) invoice the
-/// batch refers to exists: per table one count of an `IN` list of distinct ids, all in one
-/// statement (per `MAX_IN_LIST` ids).
+/// batch refers to exists: per table one count of an `IN` list of distinct ids (an array on
+/// PostgreSQL, see `Sql::in_ids`), all in one statement (per `MAX_IN_LIST` ids).
 async fn check_references<C: Conn>(c: &mut C, fresh: &[&NewInvoice]) -> Result<()> {
     let ours: HashSet<InvoiceId> = fresh.iter().map(|i| i.id).collect();
     let mut refs: BTreeSet<(&'static str, Uuid)> = BTreeSet::new();
@@ -465,8 +540,8 @@ async fn check_references<C: Conn>(c: &mut C, fresh: &[&NewInvoice]) -> Result<(
             }
             q.push("SELECT count(*) AS n FROM ")
                 .push(table)
-                .push(" WHERE id IN ")
-                .bind_list(group.iter().map(|&(_, id)| id));
+                .push(" WHERE id")
+                .in_ids(C::DIALECT, group.iter().map(|&(_, id)| id));
         }
         // Ids are distinct per table, so the counts add up to the chunk's length exactly
         // when every one exists.
@@ -495,79 +570,91 @@ async fn insert_invoices<C: Conn>(
     prefix: &str,
 ) -> Result<()> {
     let mut next = first;
-    for chunk in chunks(invs) {
-        let mut q = Sql::new(INSERT_INVOICES);
-        q.params.reserve(chunk.len() * 15);
-        for (k, inv) in chunk.iter().enumerate() {
-            if k > 0 {
-                q.push(", ");
+    let mut rows = invs.iter().map(move |inv| {
+        // Rating checks the totals fit before it writes an invoice (`NewInvoice::totals`).
+        let (subtotal, tax, total) = inv.totals().unwrap_or((0, 0, 0));
+        let (number, status) = match inv.issue {
+            Some(_) => {
+                let n = rows::invoice_number(prefix, next);
+                next += 1;
+                // A zero invoice is settled as it is issued.
+                (Some(n), status_at_issue(total))
             }
-            // Rating checks the totals fit before it writes an invoice (`NewInvoice::totals`).
-            let (subtotal, tax, total) = inv.totals().unwrap_or((0, 0, 0));
-            let (number, status) = match inv.issue {
-                Some(_) => {
-                    let n = rows::invoice_number(prefix, next);
-                    next += 1;
-                    // A zero invoice is settled as it is issued.
-                    (Some(n), status_at_issue(total))
-                }
-                None => (None, InvoiceStatus::Draft),
-            };
-            q.bind_list([
-                inv.id.0.into(),
-                inv.subscriber_id.0.into(),
-                number.into(),
-                status.as_str().into(),
-                inv.currency.as_str().into(),
-                inv.period_start.to_string().into(),
-                inv.period_end.to_string().into(),
-                Param::at(inv.created_at),
-                Param::opt_at(inv.issue.map(|_| inv.created_at)),
-                inv.issue.map(|d| d.to_string()).into(),
-                subtotal.into(),
-                tax.into(),
-                total.into(),
-                Param::Bool(inv.prices_include_tax),
-                inv.billing_run_id.map(|r| r.0).into(),
-            ]);
-        }
-        q.execute(c).await?;
-    }
-    Ok(())
+            None => (None, InvoiceStatus::Draft),
+        };
+        Ok([
+            inv.id.0.into(),
+            inv.subscriber_id.0.into(),
+            number.into(),
+            status.as_str().into(),
+            inv.currency.as_str().into(),
+            inv.period_start.to_string().into(),
+            inv.period_end.to_string().into(),
+            Param::at(inv.created_at),
+            Param::opt_at(inv.issue.map(|_| inv.created_at)),
+            inv.issue.map(|d| d.to_string()).into(),
+            subtotal.into(),
+            tax.into(),
+            total.into(),
+            Param::Bool(inv.prices_include_tax),
+            inv.billing_run_id.map(|r| r.0).into(),
+        ])
+    });
+    bulk_insert(c, "invoices", &INVOICE_COLUMNS, invs.len(), &mut rows).await
 }
 
 async fn insert_lines<C: Conn>(c: &mut C, invs: &[&NewInvoice]) -> Result<()> {
-    let lines: Vec<_> = invs.iter().flat_map(|i| i.lines.iter()).collect();
-    for chunk in chunks(&lines) {
-        let mut q = Sql::new(INSERT_LINES);
-        q.params.reserve(chunk.len() * 15);
-        for (k, l) in chunk.iter().enumerate() {
+    let count = invs.iter().map(|i| i.lines.len()).sum();
+    let mut rows = invs.iter().flat_map(|i| i.lines.iter()).map(|l| {
+        let taxes = if l.taxes.is_empty() {
+            Param::Null
+        } else {
+            Param::json(to_json(&l.taxes)?)
+        };
+        Ok([
+            l.id.0.into(),
+            l.invoice_id.0.into(),
+            l.subscriber_id.0.into(),
+            l.position.into(),
+            l.description.as_str().into(),
+            l.service_id.0.into(),
+            l.charge_kind.as_str().into(),
+            l.charge_period_start.to_string().into(),
+            l.plan_version_id.0.into(),
+            // An integer column on both backends.
+            i64::from(l.correction).into(),
+            l.days.into(),
+            l.period_days.into(),
+            l.amount_minor.into(),
+            l.tax_minor.into(),
+            taxes,
+        ])
+    });
+    bulk_insert(c, "invoice_lines", &LINE_COLUMNS, count, &mut rows).await
+}
+
+/// Inserts the `count` rows of `rows` into `table`: with the backend's bulk insert if it has
+/// one (`Conn::copy_in`: PostgreSQL's `COPY`, which takes the rows as they are made), else
+/// with multi-row `INSERT`s in `chunks`.
+async fn bulk_insert<C: Conn, const N: usize>(
+    c: &mut C,
+    table: &str,
+    columns: &[&str; N],
+    count: usize,
+    rows: &mut (dyn Iterator<Item = Result<[Param; N]>> + Send),
+) -> Result<()> {
+    if count == 0 || c.copy_in(table, columns, rows).await?.is_some() {
+        return Ok(());
+    }
+    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    for n in chunk_sizes(count) {
+        let mut q = Sql::new(&head);
+        q.params.reserve(n * N);
+        for (k, row) in (&mut *rows).take(n).enumerate() {
             if k > 0 {
                 q.push(", ");
             }
-            let taxes = if l.taxes.is_empty() {
-                Param::Null
-            } else {
-                Param::json(to_json(&l.taxes)?)
-            };
-            q.bind_list([
-                l.id.0.into(),
-                l.invoice_id.0.into(),
-                l.subscriber_id.0.into(),
-                l.position.into(),
-                l.description.as_str().into(),
-                l.service_id.0.into(),
-                l.charge_kind.as_str().into(),
-                l.charge_period_start.to_string().into(),
-                l.plan_version_id.0.into(),
-                // An integer column on both backends.
-                i64::from(l.correction).into(),
-                l.days.into(),
-                l.period_days.into(),
-                l.amount_minor.into(),
-                l.tax_minor.into(),
-                taxes,
-            ]);
+            q.bind_list(row?);
         }
         q.execute(c).await?;
     }
@@ -576,18 +663,24 @@ async fn insert_lines<C: Conn>(c: &mut C, invs: &[&NewInvoice]) -> Result<()> {
 
 /// Records the batch's progress on its run; `NotFound` if there is no such run.
 async fn record_progress<C: Conn>(c: &mut C, b: &BillingBatch, created: i64) -> Result<()> {
-    let stored = c.fetch(RUN_PROGRESS, &[b.run.0.into()]).await?;
-    let Some(stored) = stored.first() else {
-        return Err(StoreError::NotFound {
-            entity: "billing run",
-        });
-    };
     // Another executor of the same run may have committed this batch already: then its
     // invoices were filtered out above, and its subscribers and errors are counted once, not
-    // twice: only a batch that moves the cursor forward records them.
-    let advances = stored.opt_uuid("cursor")?.is_none_or(|at| at < b.cursor.0);
-    if advances {
-        let mut errors: Vec<BillingRunError> = stored.decoded("errors")?;
+    // twice: only a batch that moves the cursor forward records them. (The stored errors, to
+    // append to, are read only then; no row is held across the writes below.)
+    let stored_errors: Option<Vec<BillingRunError>> = {
+        let stored = c.fetch(RUN_PROGRESS, &[b.run.0.into()]).await?;
+        let Some(run) = stored.first() else {
+            return Err(StoreError::NotFound {
+                entity: "billing run",
+            });
+        };
+        if run.opt_uuid("cursor")?.is_none_or(|at| at < b.cursor.0) {
+            Some(run.decoded("errors")?)
+        } else {
+            None
+        }
+    };
+    if let Some(mut errors) = stored_errors {
         errors.extend(b.errors.iter().cloned());
         c.execute(
             ADVANCE_RUN,
@@ -626,24 +719,24 @@ pub async fn list_invoices<C: Conn>(
     page: Page,
 ) -> Result<Vec<Invoice>> {
     let mut q = Sql::new("SELECT * FROM invoices WHERE 1 = 1");
-    if let Some(sub) = filter.subscriber_id {
-        q.push(" AND subscriber_id = ").bind(sub.0);
-    }
-    if let Some(st) = filter.status {
-        q.push(" AND status = ").bind(st.as_str());
-    }
-    if let Some(n) = &filter.number {
-        q.push(" AND number = ").bind(n);
-    }
-    if let Some(p) = filter.period_start {
-        q.push(" AND period_start = ").bind(p.to_string());
-    }
+    crate::services::equal_filters::<C>(
+        &mut q,
+        [
+            ("number", filter.number.as_deref().map(Param::from)),
+            ("subscriber_id", filter.subscriber_id.map(|s| s.0.into())),
+            (
+                "period_start",
+                filter.period_start.map(|p| p.to_string().into()),
+            ),
+            ("status", filter.status.map(|st| st.as_str().into())),
+        ],
+    );
     q.paginate("id", page);
     collect(q.fetch(c).await?, rows::invoice)
 }
 
-/// Subscribers per `subscribers_with_credit` statement (each id is bound once and used by
-/// all four branches).
+/// Subscribers per `subscribers_with_credit` statement on SQLite (each id is bound once and
+/// used by all four branches). PostgreSQL binds them all as one array.
 const CREDIT_CHUNK: usize = 512;
 
 pub async fn subscribers_with_credit<C: Conn>(
@@ -651,24 +744,38 @@ pub async fn subscribers_with_credit<C: Conn>(
     ids: &[SubscriberId],
 ) -> Result<Vec<SubscriberId>> {
     let mut out = Vec::new();
-    for chunk in ids.chunks(CREDIT_CHUNK) {
-        let list = (1..=chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let params: Vec<Param> = chunk.iter().map(|s| s.0.into()).collect();
+    let chunk_len = match C::DIALECT {
+        Dialect::Sqlite => CREDIT_CHUNK,
+        Dialect::Postgres => ids.len().max(1),
+    };
+    for chunk in ids.chunks(chunk_len) {
+        let (list, params) = match C::DIALECT {
+            Dialect::Sqlite => {
+                let list = (1..=chunk.len())
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let params: Vec<Param> = chunk.iter().map(|s| s.0.into()).collect();
+                (format!("IN ({list})"), params)
+            }
+            Dialect::Postgres => (
+                // As `Sql::in_ids` writes it (one array, read by a sub-select).
+                "= ANY((SELECT CAST($1 AS uuid[]))::uuid[])".to_string(),
+                vec![uuid_array(chunk.iter().map(|s| s.0))],
+            ),
+        };
         // Each branch filters by subscriber first, so every one is an index lookup.
         let sql = format!(
             "SELECT subscriber_id FROM (
                  SELECT subscriber_id, amount_minor AS v FROM payments
-                     WHERE subscriber_id IN ({list})
+                     WHERE subscriber_id {list}
                  UNION ALL SELECT subscriber_id, total_minor FROM credit_notes
-                     WHERE subscriber_id IN ({list})
+                     WHERE subscriber_id {list}
                  UNION ALL SELECT subscriber_id, -total_minor FROM invoices
-                     WHERE subscriber_id IN ({list}) AND total_minor < 0
+                     WHERE subscriber_id {list} AND total_minor < 0
                        AND status IN ('issued', 'paid')
                  UNION ALL SELECT subscriber_id, -amount_minor FROM allocations
-                     WHERE subscriber_id IN ({list})
+                     WHERE subscriber_id {list}
              ) AS c GROUP BY subscriber_id HAVING SUM(v) > 0"
         );
         for r in c.fetch(&sql, &params).await? {
@@ -676,4 +783,24 @@ pub async fn subscribers_with_credit<C: Conn>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_in_few_sizes() {
+        let mut sizes = BTreeSet::new();
+        for n in [0, 1, 2, 3, 511, 512, 1000, 1023, 1024, 1025, 2048, 5000] {
+            let items: Vec<usize> = (0..n).collect();
+            let parts: Vec<&[usize]> = chunks(&items).collect();
+            assert_eq!(parts.concat(), items, "{n} rows, in order, each once");
+            for p in &parts {
+                assert!(!p.is_empty() && p.len() <= MAX_ROWS && p.len().is_power_of_two());
+                sizes.insert(p.len());
+            }
+        }
+        assert!(sizes.len() <= MAX_ROWS.trailing_zeros() as usize + 1);
+    }
 }

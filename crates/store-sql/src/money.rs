@@ -666,12 +666,13 @@ pub async fn list_credit_notes<C: Conn>(
     page: Page,
 ) -> Result<Vec<CreditNote>> {
     let mut q = Sql::new("SELECT * FROM credit_notes WHERE 1 = 1");
-    if let Some(sub) = filter.subscriber_id {
-        q.push(" AND subscriber_id = ").bind(sub.0);
-    }
-    if let Some(inv) = filter.invoice_id {
-        q.push(" AND invoice_id = ").bind(inv.0);
-    }
+    crate::services::equal_filters::<C>(
+        &mut q,
+        [
+            ("invoice_id", filter.invoice_id.map(|i| i.0.into())),
+            ("subscriber_id", filter.subscriber_id.map(|s| s.0.into())),
+        ],
+    );
     q.paginate("id", page);
     collect(q.fetch(c).await?, rows::credit_note)
 }

@@ -96,20 +96,38 @@ pub async fn list_services<C: Conn>(
     page: Page,
 ) -> Result<Vec<Service>> {
     let mut q = Sql::new("SELECT * FROM services WHERE 1 = 1");
-    if let Some(s) = filter.subscriber_id {
-        q.push(" AND subscriber_id = ").bind(s.0);
-    }
-    if let Some(st) = filter.status {
-        q.push(" AND status = ").bind(st.as_str());
-    }
-    if let Some(p) = filter.plan_id {
-        q.push(" AND plan_id = ").bind(p.0);
-    }
-    if let Some(n) = filter.nas_id {
-        q.push(" AND nas_id = ").bind(n.0);
-    }
+    equal_filters::<C>(
+        &mut q,
+        [
+            ("subscriber_id", filter.subscriber_id.map(|s| s.0.into())),
+            ("nas_id", filter.nas_id.map(|n| n.0.into())),
+            ("plan_id", filter.plan_id.map(|p| p.0.into())),
+            ("status", filter.status.map(|st| st.as_str().into())),
+        ],
+    );
     q.paginate("id", page);
     collect(q.fetch(c).await?, rows::service)
+}
+
+/// Appends `AND col = value` for each present filter, given most selective first. On SQLite
+/// only the first may pick the index (the others are written `+col`, which no index serves):
+/// without statistics SQLite cannot tell a subscriber's few rows from all active ones, and
+/// each filter has an index (`(col, id)`, migration 0008) that would serve the id order.
+/// PostgreSQL's planner has statistics and chooses itself.
+pub(crate) fn equal_filters<C: Conn>(
+    q: &mut Sql,
+    filters: impl IntoIterator<Item = (&'static str, Option<Param>)>,
+) {
+    let mut first = true;
+    for (col, value) in filters {
+        let Some(value) = value else { continue };
+        q.push(" AND ");
+        if !first && C::DIALECT == Dialect::Sqlite {
+            q.push("+");
+        }
+        q.push(col).push(" = ").bind(value);
+        first = false;
+    }
 }
 
 pub async fn service_initial_plan<C: Conn>(
@@ -160,18 +178,15 @@ pub async fn list_jobs<C: Conn>(
     page: Page,
 ) -> Result<Vec<ProvisioningJob>> {
     let mut q = Sql::new("SELECT * FROM provisioning_jobs WHERE 1 = 1");
-    if let Some(st) = filter.status {
-        q.push(" AND status = ").bind(st.as_str());
-    }
-    if let Some(k) = &filter.kind {
-        q.push(" AND kind = ").bind(k);
-    }
-    if let Some(s) = filter.service_id {
-        q.push(" AND service_id = ").bind(s.0);
-    }
-    if let Some(s) = filter.subscriber_id {
-        q.push(" AND subscriber_id = ").bind(s.0);
-    }
+    equal_filters::<C>(
+        &mut q,
+        [
+            ("service_id", filter.service_id.map(|s| s.0.into())),
+            ("subscriber_id", filter.subscriber_id.map(|s| s.0.into())),
+            ("kind", filter.kind.as_deref().map(Param::from)),
+            ("status", filter.status.map(|st| st.as_str().into())),
+        ],
+    );
     q.paginate("id", page);
     collect(q.fetch(c).await?, rows::job)
 }
@@ -293,18 +308,18 @@ pub async fn list_audit_events<C: Conn>(
     page: Page,
 ) -> Result<Vec<AuditEvent>> {
     let mut q = Sql::new("SELECT * FROM audit_events WHERE 1 = 1");
-    if let Some(t) = &filter.entity_type {
-        q.push(" AND entity_type = ").bind(t);
-    }
-    if let Some(e) = &filter.entity_id {
-        q.push(" AND entity_id = ").bind(e);
-    }
-    if let Some(a) = &filter.actor_id {
-        q.push(" AND actor_id = ").bind(a);
-    }
-    if let Some(s) = filter.subscriber_id {
-        q.push(" AND subscriber_id = ").bind(s.0);
-    }
+    equal_filters::<C>(
+        &mut q,
+        [
+            ("entity_id", filter.entity_id.as_deref().map(Param::from)),
+            ("subscriber_id", filter.subscriber_id.map(|s| s.0.into())),
+            ("actor_id", filter.actor_id.as_deref().map(Param::from)),
+            (
+                "entity_type",
+                filter.entity_type.as_deref().map(Param::from),
+            ),
+        ],
+    );
     if let Some(from) = filter.from {
         q.push(" AND at >= ").bind(Param::at(from));
     }

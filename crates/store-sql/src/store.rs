@@ -69,22 +69,7 @@ impl<D: Db> SqlStore<D> {
 }
 
 #[async_trait]
-impl<D: Db> Store for SqlStore<D> {
-    fn backend(&self) -> &'static str {
-        D::BACKEND
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.read(move |c| Box::pin(async move { services::ping(c).await }))
-            .await
-    }
-
-    async fn next_counter(&self, name: &str) -> Result<i64> {
-        let name = name.to_string();
-        self.write(move |c| Box::pin(async move { services::next_counter(c, &name).await }))
-            .await
-    }
-
+impl<D: Db> SubscriberStore for SqlStore<D> {
     async fn insert_operator(
         &self,
         operator: &Operator,
@@ -147,7 +132,10 @@ impl<D: Db> Store for SqlStore<D> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<D: Db> CatalogStore for SqlStore<D> {
     async fn insert_plan(&self, plan: &Plan, audit: &AuditEvent) -> Result<()> {
         let plan = plan.clone();
         let audit = audit.clone();
@@ -226,7 +214,10 @@ impl<D: Db> Store for SqlStore<D> {
         self.read(move |c| Box::pin(async move { catalog::list_nas(c, page).await }))
             .await
     }
+}
 
+#[async_trait]
+impl<D: Db> ServiceStore for SqlStore<D> {
     async fn insert_service(&self, service: &Service, audit: &AuditEvent) -> Result<()> {
         let service = service.clone();
         let audit = audit.clone();
@@ -264,7 +255,10 @@ impl<D: Db> Store for SqlStore<D> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<D: Db> JobStore for SqlStore<D> {
     async fn get_job(&self, id: JobId) -> Result<Option<ProvisioningJob>> {
         self.read(move |c| Box::pin(async move { services::get_job(c, id).await }))
             .await
@@ -316,7 +310,10 @@ impl<D: Db> Store for SqlStore<D> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<D: Db> BillingStore for SqlStore<D> {
     async fn plan_catalog(&self) -> Result<Vec<(String, PlanVersion)>> {
         self.read(move |c| Box::pin(async move { billing::plan_catalog(c).await }))
             .await
@@ -397,7 +394,10 @@ impl<D: Db> Store for SqlStore<D> {
         self.read(move |c| Box::pin(async move { billing::subscribers_with_credit(c, &ids).await }))
             .await
     }
+}
 
+#[async_trait]
+impl<D: Db> BillingConfigStore for SqlStore<D> {
     async fn insert_tax_zone(&self, zone: &TaxZone, audit: &AuditEvent) -> Result<()> {
         let zone = zone.clone();
         let audit = audit.clone();
@@ -526,7 +526,10 @@ impl<D: Db> Store for SqlStore<D> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<D: Db> MoneyStore for SqlStore<D> {
     async fn get_account(&self, subscriber: SubscriberId) -> Result<Option<Account>> {
         self.read(move |c| Box::pin(async move { money::get_account(c, subscriber).await }))
             .await
@@ -605,7 +608,10 @@ impl<D: Db> Store for SqlStore<D> {
         self.read(move |c| Box::pin(async move { money::dunning_actions(c, invoice).await }))
             .await
     }
+}
 
+#[async_trait]
+impl<D: Db> AuditStore for SqlStore<D> {
     async fn list_audit_events(&self, filter: &AuditFilter, page: Page) -> Result<Vec<AuditEvent>> {
         let filter = filter.clone();
         self.read(move |c| {
@@ -613,7 +619,10 @@ impl<D: Db> Store for SqlStore<D> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<D: Db> IdempotencyStore for SqlStore<D> {
     async fn begin_idempotency(
         &self,
         scope: &str,
@@ -668,5 +677,23 @@ impl<D: Db> Store for SqlStore<D> {
             )
         })
         .await
+    }
+}
+
+#[async_trait]
+impl<D: Db> Store for SqlStore<D> {
+    fn backend(&self) -> &'static str {
+        D::BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(move |c| Box::pin(async move { services::ping(c).await }))
+            .await
+    }
+
+    async fn next_counter(&self, name: &str) -> Result<i64> {
+        let name = name.to_string();
+        self.write(move |c| Box::pin(async move { services::next_counter(c, &name).await }))
+            .await
     }
 }

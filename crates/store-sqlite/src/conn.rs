@@ -6,6 +6,7 @@ use lastmile_store::{Result, StoreError};
 use lastmile_store_sql::{Conn, Dialect, Param};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{ErrorCode, Statement};
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -89,18 +90,47 @@ impl RowGet for SqliteRow {
     }
 }
 
-/// Binds `params` to the statement's `$n` parameters by number. SQLite numbers named
-/// parameters in order of first appearance, so `$2` may be its parameter 1: map by name.
+/// The SQL text with `$n` placeholders rewritten to SQLite's positional `?n`, so parameter
+/// `n` is bound by index. (Binding `$n` as named parameters would need
+/// `sqlite3_bind_parameter_name`, a linear walk per call: quadratic for a multi-row insert.)
+/// Quoted strings and identifiers are left alone (`'$.path'` in a JSON function stays).
+pub fn positional(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match quote {
+            Some(q) => {
+                if ch == q {
+                    quote = None;
+                }
+                out.push(ch);
+            }
+            None if ch == '\'' || ch == '"' => {
+                quote = Some(ch);
+                out.push(ch);
+            }
+            None if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
+            None => out.push(ch),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Binds `params` by position (`?n` is parameter `n`).
 fn bind(stmt: &mut Statement<'_>, params: &[Param]) -> Result<()> {
-    for i in 1..=stmt.parameter_count() {
-        let n = stmt
-            .parameter_name(i)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| bug("a statement parameter is not of the form $n"))?;
-        let p = params
-            .get(n.wrapping_sub(1))
-            .ok_or_else(|| bug(&format!("no value for parameter ${n}")))?;
+    let count = stmt.parameter_count();
+    if count > params.len() {
+        return Err(bug(&format!(
+            "{count} parameters in the statement, {} values",
+            params.len()
+        )));
+    }
+    for (i, p) in params.iter().enumerate().take(count) {
+        let i = i + 1;
         match p {
             Param::Null => stmt.raw_bind_parameter(i, rusqlite::types::Null),
             Param::I64(v) => stmt.raw_bind_parameter(i, v),
@@ -125,7 +155,7 @@ fn bug(msg: &str) -> StoreError {
 impl SqliteConn {
     /// Runs `sql` (from the connection's statement cache) and copies out every row.
     pub fn fetch_now(&mut self, sql: &str, params: &[Param]) -> Result<Vec<SqliteRow>> {
-        let mut stmt = self.0.prepare_cached(sql).map_err(db_err)?;
+        let mut stmt = self.0.prepare_cached(&positional(sql)).map_err(db_err)?;
         bind(&mut stmt, params)?;
         let names: Arc<[String]> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let width = names.len();
@@ -152,7 +182,7 @@ impl SqliteConn {
 
     /// Runs `sql` and returns how many rows it changed.
     pub fn execute_now(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
-        let mut stmt = self.0.prepare_cached(sql).map_err(db_err)?;
+        let mut stmt = self.0.prepare_cached(&positional(sql)).map_err(db_err)?;
         bind(&mut stmt, params)?;
         // A statement that returns rows (e.g. `INSERT … RETURNING`) is stepped to its end.
         let mut rows = stmt.raw_query();
@@ -240,4 +270,23 @@ pub fn db_err(e: rusqlite::Error) -> StoreError {
 
 fn backend(msg: String) -> StoreError {
     StoreError::Backend(msg.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+
+    #[test]
+    fn placeholders_become_positional_outside_quotes() {
+        assert_eq!(positional("SELECT 1"), "SELECT 1");
+        assert_eq!(
+            positional("UPDATE t SET a = $2 WHERE id = $1 AND b = $10"),
+            "UPDATE t SET a = ?2 WHERE id = ?1 AND b = ?10"
+        );
+        assert_eq!(
+            positional("SELECT json_extract(x, '$.a'), \"$1\" FROM t WHERE y = $1"),
+            "SELECT json_extract(x, '$.a'), \"$1\" FROM t WHERE y = ?1"
+        );
+        assert_eq!(positional("SELECT 'it''s $1', $3"), "SELECT 'it''s $1', ?3");
+    }
 }

@@ -20,8 +20,9 @@
 //! # Reads
 //!
 //! Reads run on tokio's blocking threads (never on the async workers), each on a read-only
-//! connection taken from a pool of at most [`READERS`]. In WAL mode readers see the last
-//! commit and never wait for the writer.
+//! connection taken from a pool of at most [`READERS`], inside one read transaction, so all
+//! statements of a read see the same snapshot. In WAL mode readers see the last commit and
+//! never wait for the writer.
 
 use crate::conn::{db_err, run_now, SqliteConn};
 use lastmile_store::{Result, StoreError};
@@ -342,7 +343,14 @@ impl Db for SqliteDb {
                 Some(c) => c,
                 None => open_reader(&readers.path)?,
             };
+            // One read transaction: every statement of `f` sees the same snapshot.
+            conn.execute_now("BEGIN", &[])?;
             let r = run_now(f(&mut conn));
+            if let Err(e) = conn.execute_now("COMMIT", &[]) {
+                // A connection whose transaction cannot end is not given back.
+                tracing::warn!(error = %e, "a read transaction did not end; closing its connection");
+                return r;
+            }
             if let Ok(mut v) = readers.idle.lock() {
                 v.push(conn);
             }

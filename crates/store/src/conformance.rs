@@ -22,17 +22,24 @@ use crate::*;
 use jiff::civil::Date;
 use jiff::SignedDuration;
 use lastmile_domain::audit::Actor;
+use lastmile_domain::auth::Operator;
 use lastmile_domain::auth::Role;
+use lastmile_domain::billing::account::{Account, CreditNote, LedgerEntry, Payment, Refund};
 use lastmile_domain::billing::account::{
     Credit, Debit, DocumentKind, DocumentRef, LedgerEntryKind, PaymentMethod,
 };
 use lastmile_domain::billing::discount::DiscountValue;
 use lastmile_domain::billing::dunning::DunningStep;
+use lastmile_domain::billing::dunning::{DunningActionKind, DunningPolicy};
+use lastmile_domain::billing::invoice::{BillingRun, Invoice};
 use lastmile_domain::billing::invoice::{BillingRunStatus, InvoiceLine};
 use lastmile_domain::billing::rating::{ChargeKey, ChargeKind};
+use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::billing::tax::{AppliedTax, Rate, Tax};
+use lastmile_domain::nas::Nas;
 use lastmile_domain::nas::VendorProfile;
 use lastmile_domain::plan::{BillingInterval, Burst, CapPolicy, FreeWindow, PlanTerms};
+use lastmile_domain::plan::{Plan, PlanVersion};
 use lastmile_domain::service::{AccessKind, SuspensionCause};
 use lastmile_domain::subscriber::{Address, BillingDay, SubscriberNumber};
 use lastmile_domain::timeline::{EventKind, ServiceState};
@@ -153,6 +160,8 @@ macro_rules! conformance_suite {
             closing_a_subscriber_and_adding_a_service_exclude_each_other,
             zero_and_negative_invoices_settle_like_any_document,
             dunning_steps_passed_over_count_as_taken,
+            subscriber_search_matches_phone_and_services,
+            subscriber_search_pages_through_own_and_service_matches,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {
@@ -7535,6 +7544,169 @@ pub async fn dunning_steps_passed_over_count_as_taken(store: Arc<dyn Store>) {
         store.record_account_change(&again).await,
         "dunning action",
         "step",
+    );
+}
+
+/// The search also finds a subscriber by phone, and by the login, MAC or static address of
+/// any of their services; case-insensitively, wildcards literal, each subscriber once.
+pub async fn subscriber_search_matches_phone_and_services(store: Arc<dyn Store>) {
+    let store = &*store;
+    let tag = tag();
+    let up = tag.to_uppercase();
+    let plan = plan(&code());
+    add_plan(store, &plan).await;
+    let mut by_phone = named("Ada Lovelace");
+    by_phone.phone = Some(format!("+44 20 {tag}"));
+    let by_login = named("Alan Turing");
+    let by_mac = named("Barbara Liskov");
+    let by_ip = named("Edsger Dijkstra");
+    let twice = named("Donald Knuth");
+    let nobody = named("Frances Allen");
+    for s in [&by_phone, &by_login, &by_mac, &by_ip, &twice, &nobody] {
+        add_subscriber(store, s).await;
+    }
+    let mut login = service(&by_login, &plan, None);
+    login.username = Some(format!("pppoe-{tag}@isp.example"));
+    let mac = unique_mac();
+    let mut with_mac = service(&by_mac, &plan, None);
+    with_mac.access_kind = AccessKind::Ipoe;
+    with_mac.mac_address = Some(mac.clone());
+    let ip = unique_ipv6();
+    let mut with_ip = service(&by_ip, &plan, None);
+    with_ip.static_ip = Some(ip);
+    let mut first = service(&twice, &plan, None);
+    first.username = Some(format!("first-{tag}"));
+    let mut second = service(&twice, &plan, None);
+    second.username = Some(format!("second-{tag}"));
+    let unrelated = service(&nobody, &plan, None);
+    for s in [&login, &with_mac, &with_ip, &first, &second, &unrelated] {
+        add_service(store, s).await;
+    }
+
+    let q = |s: String| async move { sub_ids(&search(store, Some(&s), None).await) };
+    assert_eq!(q(format!("20 {tag}")).await, vec![by_phone.id]);
+    assert_eq!(q(format!("PPPoE-{up}@ISP")).await, vec![by_login.id]);
+    assert_eq!(q(mac[3..].to_uppercase()).await, vec![by_mac.id]);
+    assert_eq!(q(ip.to_string().to_uppercase()).await, vec![by_ip.id]);
+    // Two matching services: the subscriber once.
+    assert_eq!(q(format!("-{up}")).await, sorted(&[by_login.id, twice.id]));
+    assert_eq!(
+        q(tag.clone()).await,
+        sorted(&[by_phone.id, by_login.id, twice.id])
+    );
+    // Wildcards stay literal in the service columns too.
+    assert_eq!(q(format!("pppoe_{tag}")).await, vec![]);
+    assert_eq!(q(format!("first%{tag}")).await, vec![]);
+    // The status filter applies to matches through services.
+    let active = search(store, Some(&tag), Some(SubscriberStatus::Active)).await;
+    assert_eq!(
+        sub_ids(&active),
+        sorted(&[by_phone.id, by_login.id, twice.id])
+    );
+    let suspended = search(store, Some(&tag), Some(SubscriberStatus::Suspended)).await;
+    assert_eq!(sub_ids(&suspended), vec![]);
+    // Whole rows come back.
+    assert_eq!(
+        search(store, Some(&format!("first-{tag}")), None).await,
+        vec![twice.clone()]
+    );
+
+    // A changed phone is found by its new value only.
+    let moved = revised(&by_phone, t(10), |s| {
+        s.phone = Some(format!("+1 555 {up}X"))
+    });
+    store
+        .update_subscriber(
+            &moved,
+            1,
+            &audit_of(
+                t(10),
+                Some(moved.id),
+                "subscriber",
+                moved.id,
+                "subscriber.update",
+                &moved,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(q(format!("20 {tag}")).await, vec![]);
+    assert_eq!(q(format!("555 {tag}x")).await, vec![by_phone.id]);
+    assert_eq!(
+        q(tag.clone()).await,
+        sorted(&[by_phone.id, by_login.id, twice.id])
+    );
+}
+
+/// Search results page in id order whatever matched (own columns, one or two services, both),
+/// every subscriber exactly once, for any page size.
+pub async fn subscriber_search_pages_through_own_and_service_matches(store: Arc<dyn Store>) {
+    let store = &*store;
+    let tag = tag();
+    let plan = plan(&code());
+    add_plan(store, &plan).await;
+    let mut expected = Vec::new();
+    for i in 0..24 {
+        let s = if i % 3 == 0 {
+            named(&format!("Page {i} {tag}"))
+        } else {
+            named(&format!("Page {i}"))
+        };
+        add_subscriber(store, &s).await;
+        if i % 3 != 0 {
+            let mut v = service(&s, &plan, None);
+            v.username = Some(format!("u{i}-{tag}"));
+            add_service(store, &v).await;
+            if i % 4 == 1 {
+                let mut w = service(&s, &plan, None);
+                w.username = Some(format!("w{i}-{tag}"));
+                add_service(store, &w).await;
+            }
+        } else if i % 2 == 0 {
+            let mut v = service(&s, &plan, None);
+            v.username = Some(format!("both{i}-{tag}"));
+            add_service(store, &v).await;
+        }
+        expected.push(s.id);
+    }
+    // Not found: a subscriber whose service has another tag.
+    let other = named("Page other");
+    add_subscriber(store, &other).await;
+    add_service(store, &service(&other, &plan, None)).await;
+    expected.sort();
+    let filter = SubscriberFilter {
+        q: Some(tag.clone()),
+        status: None,
+        number: None,
+    };
+    for limit in [1, 2, 5, 24, 100] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let batch = sub_ids(
+                &store
+                    .list_subscribers(&filter, page(after, limit))
+                    .await
+                    .unwrap(),
+            );
+            assert!(batch.len() <= limit as usize, "page size {limit}");
+            let Some(last) = batch.last() else { break };
+            after = Some(last.0);
+            seen.extend(batch);
+        }
+        assert_eq!(seen, expected, "page size {limit}");
+    }
+    // From a cursor that is not a row of the result: everything after it.
+    let mid = Uuid::from_u128(expected[9].0.as_u128() + 1);
+    let rest = expected[10..].to_vec();
+    assert_eq!(
+        sub_ids(
+            &store
+                .list_subscribers(&filter, page(Some(mid), 100))
+                .await
+                .unwrap()
+        ),
+        rest
     );
 }
 

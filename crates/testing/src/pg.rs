@@ -1,8 +1,8 @@
 //! A throwaway PostgreSQL cluster for the tests of one process, and a fresh database per test.
 //!
 //! The cluster starts on first use: `initdb` into a temp dir, `pg_ctl start` listening only on
-//! a unix socket in that dir, then a `lastmile_template` database migrated once with
-//! [`PgStore::migrate`](lastmile_store_postgres::PgStore::migrate). Each [`database_url`] call
+//! a unix socket in that dir, then a `lastmile_template` database migrated once by
+//! [`PgStore::connect`](lastmile_store_postgres::PgStore). Each [`database_url`] call
 //! copies the template (`CREATE DATABASE … TEMPLATE`, a few milliseconds). A watchdog stops the
 //! cluster (`pg_ctl -m immediate stop`) and removes its dir when the test process exits.
 //!
