@@ -62,9 +62,17 @@ impl PgDb {
         &self.pool
     }
 
-    /// Runs `f` in `tx`: committed if it returns `Ok`, rolled back if it returns `Err` (or if
-    /// the future is dropped: sqlx rolls back a transaction dropped unfinished).
-    async fn run<T, F>(&self, tx: sqlx::Transaction<'static, sqlx::Postgres>, f: F) -> Result<T>
+    /// Runs `f` in `tx`. A write is committed if `f` returns `Ok` (the answer comes after the
+    /// commit), rolled back if it returns `Err`. A read ends without waiting: its
+    /// transaction is dropped, and sqlx sends the `ROLLBACK` (all a read-only transaction
+    /// needs) with the connection's return to the pool, off the caller's path. A future
+    /// dropped unfinished is rolled back the same way.
+    async fn run<T, F>(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        write: bool,
+        f: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConn) -> ConnFuture<'c, T> + Send + 'static,
@@ -80,16 +88,17 @@ impl PgDb {
             ));
         };
         match result {
-            Ok(v) => {
+            Ok(v) if write => {
                 tx.commit().await.map_err(db_err)?;
                 Ok(v)
             }
-            Err(e) => {
+            Err(e) if write => {
                 if let Err(rollback) = tx.rollback().await {
                     tracing::warn!(error = %rollback, "a transaction did not roll back cleanly");
                 }
                 Err(e)
             }
+            read => read,
         }
     }
 }
@@ -115,7 +124,7 @@ impl Db for PgDb {
         F: for<'c> FnOnce(&'c mut PgConn) -> ConnFuture<'c, T> + Send + 'static,
     {
         let tx = self.pool.begin_with(BEGIN_READ).await.map_err(db_err)?;
-        self.run(tx, f).await
+        self.run(tx, false, f).await
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -124,6 +133,6 @@ impl Db for PgDb {
         F: for<'c> FnOnce(&'c mut PgConn) -> ConnFuture<'c, T> + Send + 'static,
     {
         let tx = self.pool.begin().await.map_err(db_err)?;
-        self.run(tx, f).await
+        self.run(tx, true, f).await
     }
 }
