@@ -46,18 +46,19 @@ pub struct Resp {
 impl TestApp {
     pub async fn sqlite() -> Self {
         let (url, guard) = lastmile_testing::sqlite_url().await;
-        let store = lastmile_store_sqlite::SqliteStore::connect(&url)
-            .await
-            .unwrap();
-        Self::with_store(Arc::new(store), url, Some(guard)).await
+        Self::on_sqlite(url, Some(guard)).await
     }
 
     /// The app on the SQLite database at `url`, which the caller keeps and removes.
     pub async fn sqlite_at(url: &str) -> Self {
-        let store = lastmile_store_sqlite::SqliteStore::connect(url)
+        Self::on_sqlite(url.to_string(), None).await
+    }
+
+    async fn on_sqlite(url: String, guard: Option<lastmile_testing::TempDir>) -> Self {
+        let store = lastmile_store_sqlite::SqliteStore::connect(&url)
             .await
             .unwrap();
-        Self::with_store(Arc::new(store), url.to_string(), None).await
+        Self::with_store(Arc::new(store), url, guard).await
     }
 
     pub async fn postgres() -> Option<Self> {
