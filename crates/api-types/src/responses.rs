@@ -354,8 +354,12 @@ pub struct AuditEventResponse {
     pub entity_type: String,
     pub entity_id: String,
     pub action: String,
+    /// The entity before the change: on an update only the fields that changed, on a
+    /// deletion all of it; absent on a creation.
     #[schema(value_type = Option<Object>)]
     pub before: Option<serde_json::Value>,
+    /// The entity after the change: on an update only the fields that changed, on a
+    /// creation all of it; absent on a deletion.
     #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub reason: Option<String>,

@@ -84,6 +84,10 @@ impl Catalog {
     }
 }
 
+fn joined_settle(r: Result<AppResult<()>, tokio::task::JoinError>) -> AppResult<()> {
+    r.map_err(|e| AppError::Internal(format!("billing settlement: {e}")))?
+}
+
 impl App {
     /// The operator-local date today.
     pub fn billing_today(&self) -> Date {
@@ -250,7 +254,10 @@ impl App {
         // a time), so the run's cursor still only moves forward batch by batch, and a crash
         // still loses at most the batches not yet committed.
         let mut next = load(run.cursor);
-        let mut writing: Option<tokio::task::JoinHandle<AppResult<()>>> = None;
+        let mut writing: Option<tokio::task::JoinHandle<AppResult<Vec<SubscriberId>>>> = None;
+        // Settling a committed batch's credit is a fourth stage: it runs beside the next
+        // batch's commit (one settle at a time), not in front of it.
+        let mut settling: Option<tokio::task::JoinHandle<AppResult<()>>> = None;
         let mut finished = true;
         loop {
             if self.is_stopping() {
@@ -280,7 +287,8 @@ impl App {
             }
             let rated = started.elapsed();
             if let Some(w) = writing.take() {
-                self.finish_write(w, run.id, progress).await?;
+                let billed = self.finish_write(w, run.id, progress).await?;
+                self.settle_after(&mut settling, billed).await?;
             }
             tracing::debug!(
                 subscribers = inputs.len(),
@@ -304,46 +312,70 @@ impl App {
             ));
         }
         if let Some(w) = writing.take() {
-            self.finish_write(w, run.id, progress).await?;
+            let billed = self.finish_write(w, run.id, progress).await?;
+            self.settle_after(&mut settling, billed).await?;
+        }
+        if let Some(s) = settling.take() {
+            joined_settle(s.await)?;
         }
         Ok(finished)
     }
 
-    /// Commits one batch, then settles the subscribers it invoiced who have credit waiting
-    /// (an overpayment, a credit note, a negative invoice), so those invoices show paid. A
-    /// crash between the two leaves the credit for the next payment or dunning pass, which
-    /// settle first.
-    async fn write_batch(&self, batch: BillingBatch, issued: bool) -> AppResult<()> {
+    /// Commits one batch; returns the subscribers it issued invoices to.
+    async fn write_batch(&self, batch: BillingBatch, issued: bool) -> AppResult<Vec<SubscriberId>> {
         let started = std::time::Instant::now();
-        let billed: Vec<SubscriberId> = batch.invoices.iter().map(|i| i.subscriber_id).collect();
+        let billed: Vec<SubscriberId> = if issued {
+            batch.invoices.iter().map(|i| i.subscriber_id).collect()
+        } else {
+            Vec::new()
+        };
         self.store.commit_billing_batch(&batch).await?;
-        let committed = started.elapsed();
-        if issued && !billed.is_empty() {
-            for sub in self.store.subscribers_with_credit(&billed).await? {
-                self.settle_account(sub).await?;
-            }
-        }
         tracing::debug!(
-            invoices = billed.len(),
-            commit_ms = committed.as_millis() as u64,
-            settle_ms = (started.elapsed() - committed).as_millis() as u64,
+            invoices = batch.invoices.len(),
+            commit_ms = started.elapsed().as_millis() as u64,
             "billing batch written"
         );
+        Ok(billed)
+    }
+
+    /// Waits for the previous batch's settling, then starts settling `billed`: the
+    /// subscribers a committed batch invoiced who have credit waiting (an overpayment, a
+    /// credit note, a negative invoice), so those invoices show paid. A crash before it ran
+    /// leaves the credit for the next payment or dunning pass, which settle first.
+    async fn settle_after(
+        &self,
+        settling: &mut Option<tokio::task::JoinHandle<AppResult<()>>>,
+        billed: Vec<SubscriberId>,
+    ) -> AppResult<()> {
+        if let Some(s) = settling.take() {
+            joined_settle(s.await)?;
+        }
+        if billed.is_empty() {
+            return Ok(());
+        }
+        let app = self.clone();
+        *settling = Some(tokio::spawn(async move {
+            for sub in app.store.subscribers_with_credit(&billed).await? {
+                app.settle_account(sub).await?;
+            }
+            Ok(())
+        }));
         Ok(())
     }
 
     async fn finish_write(
         &self,
-        w: tokio::task::JoinHandle<AppResult<()>>,
+        w: tokio::task::JoinHandle<AppResult<Vec<SubscriberId>>>,
         run: BillingRunId,
         progress: &(dyn Fn(&BillingRun) + Send + Sync),
-    ) -> AppResult<()> {
-        w.await
+    ) -> AppResult<Vec<SubscriberId>> {
+        let billed = w
+            .await
             .map_err(|e| AppError::Internal(format!("billing batch writer: {e}")))??;
         if let Some(r) = self.store.get_billing_run(run).await? {
             progress(&r);
         }
-        Ok(())
+        Ok(billed)
     }
 
     pub(crate) async fn catalog(&self) -> AppResult<Catalog> {

@@ -35,13 +35,16 @@ pub struct AuditEvent {
     pub entity_id: String,
     /// Dotted verb, e.g. `service.suspend`.
     pub action: String,
+    /// Snapshots of the entity; when there are both, only the fields that differ between
+    /// them (an activation stores its status and revision, not the whole service twice).
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
     pub reason: Option<String>,
 }
 
 impl AuditEvent {
-    /// A new audit event; `before`/`after` are serialised snapshots of the entity.
+    /// A new audit event; `before`/`after` are serialised snapshots of the entity, reduced to
+    /// what changed when both are given.
     #[allow(clippy::too_many_arguments)]
     pub fn new<B: Serialize, A: Serialize>(
         at: Timestamp,
@@ -53,6 +56,13 @@ impl AuditEvent {
         before: Option<&B>,
         after: Option<&A>,
     ) -> Self {
+        let mut before = before.and_then(|b| serde_json::to_value(b).ok());
+        let mut after = after.and_then(|a| serde_json::to_value(a).ok());
+        // Compared before redaction, so that a changed secret still shows as changed.
+        if let (Some(b), Some(a)) = (before.as_mut(), after.as_mut()) {
+            changed_fields(b, a);
+        }
+        let (before, after) = (redacted(before), redacted(after));
         Self {
             id: AuditEventId::generate(),
             at,
@@ -61,8 +71,8 @@ impl AuditEvent {
             entity_type: entity_type.to_string(),
             entity_id: entity_id.to_string(),
             action: action.to_string(),
-            before: before.and_then(|b| redacted(serde_json::to_value(b).ok())),
-            after: after.and_then(|a| redacted(serde_json::to_value(a).ok())),
+            before,
+            after,
             reason: None,
         }
     }
@@ -81,6 +91,25 @@ const SECRET_FIELDS: &[&str] = &[
     "token_hash",
 ];
 
+/// Keeps in two object snapshots only the fields whose values differ (a field missing on one
+/// side counts as null there). Snapshots that are not both objects stay whole.
+fn changed_fields(before: &mut serde_json::Value, after: &mut serde_json::Value) {
+    let (Some(b), Some(a)) = (before.as_object_mut(), after.as_object_mut()) else {
+        return;
+    };
+    let same: Vec<String> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k).unwrap_or(&serde_json::Value::Null) == *v)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &same {
+        b.remove(k);
+        a.remove(k);
+    }
+    // Fields only `after` has, and null there, did not change either.
+    a.retain(|k, v| b.contains_key(k) || !v.is_null());
+}
+
 fn redacted(v: Option<serde_json::Value>) -> Option<serde_json::Value> {
     let mut v = v?;
     if let Some(obj) = v.as_object_mut() {
@@ -98,6 +127,42 @@ fn redacted(v: Option<serde_json::Value>) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_keeps_only_what_changed() {
+        let before = serde_json::json!({"id": "s1", "status": "pending", "revision": 1, "nas_id": null, "gone": 3});
+        let after = serde_json::json!({"id": "s1", "status": "active", "revision": 2, "nas_id": null, "new": null, "added": 4});
+        let e = AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            &Actor::system("test"),
+            None,
+            "service",
+            "s1",
+            "service.activate",
+            Some(&before),
+            Some(&after),
+        );
+        assert_eq!(
+            e.before.unwrap(),
+            serde_json::json!({"status": "pending", "revision": 1, "gone": 3})
+        );
+        assert_eq!(
+            e.after.unwrap(),
+            serde_json::json!({"status": "active", "revision": 2, "added": 4})
+        );
+        // A creation keeps the whole entity.
+        let c = AuditEvent::new::<(), _>(
+            Timestamp::UNIX_EPOCH,
+            &Actor::system("test"),
+            None,
+            "service",
+            "s1",
+            "service.create",
+            None,
+            Some(&after),
+        );
+        assert_eq!(c.after.unwrap(), after);
+    }
 
     #[test]
     fn secrets_are_redacted() {

@@ -98,26 +98,27 @@ pub fn positional(sql: &str) -> Cow<'_, str> {
     if !sql.contains('$') {
         return Cow::Borrowed(sql);
     }
-    let mut out = String::with_capacity(sql.len());
-    let mut quote: Option<char> = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(ch) = chars.next() {
+    // `$` becomes `?` in place: the text keeps its length, and every byte compared here is
+    // ASCII, which never occurs inside a multi-byte UTF-8 sequence. (A multi-row insert's
+    // text is tens of kilobytes and is rewritten at every execution, so this is a byte scan.)
+    let mut out = sql.as_bytes().to_vec();
+    let mut quote: Option<u8> = None;
+    for i in 0..out.len() {
+        let b = out[i];
         match quote {
-            Some(q) => {
-                if ch == q {
-                    quote = None;
-                }
-                out.push(ch);
-            }
-            None if ch == '\'' || ch == '"' => {
-                quote = Some(ch);
-                out.push(ch);
-            }
-            None if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
-            None => out.push(ch),
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'$' && out.get(i + 1).is_some_and(u8::is_ascii_digit) => out[i] = b'?',
+            None => {}
         }
     }
-    Cow::Owned(out)
+    match String::from_utf8(out) {
+        Ok(text) => Cow::Owned(text),
+        // Unreachable (only ASCII bytes were replaced by ASCII); the text as it was then fails
+        // to prepare with SQLite's own error rather than panicking here.
+        Err(_) => Cow::Borrowed(sql),
+    }
 }
 
 /// Binds `params` by position (`?n` is parameter `n`).

@@ -17,6 +17,13 @@
 //! WAL with `synchronous=FULL`: the WAL is synced at every commit, so an answered write
 //! survives a crash of the process and of the machine.
 //!
+//! # Checkpoints
+//!
+//! A checkpointer thread with a connection of its own copies committed WAL frames into the
+//! database file (PASSIVE: it never blocks the writer or readers), at most every
+//! [`CHECKPOINT_SPACING`] while commits keep coming, so no commit pays for syncing the
+//! database file.
+//!
 //! # Reads
 //!
 //! Reads run on tokio's blocking threads (never on the async workers), each on a read-only
@@ -30,7 +37,9 @@ use lastmile_store_sql::{ConnFuture, Db};
 use rusqlite::{Connection, OpenFlags};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Most write jobs in one transaction.
@@ -87,9 +96,10 @@ impl SqliteDb {
         let (tx, rx) = mpsc::channel(QUEUE);
         let last_error = Arc::new(Mutex::new(None));
         let writer_error = last_error.clone();
+        let checkpoints = start_checkpointer(&path)?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer(SqliteConn(conn), rx, writer_error))
+            .spawn(move || writer(SqliteConn(conn), rx, writer_error, checkpoints))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}").into()))?;
         Ok(Self {
             jobs: tx,
@@ -112,15 +122,16 @@ fn open_writer(path: &Path) -> Result<Connection> {
     )
     .map_err(db_err)?;
     // The writer keeps 32 MiB of pages (SQLite's default is 2 MiB): a billing batch inserts
-    // into many indexes, whose pages then stay in memory between batches. It checkpoints the
-    // WAL every ~40 MB rather than every 4 MB: each checkpoint syncs the whole database file.
+    // into many indexes, whose pages then stay in memory between batches. The checkpointer
+    // thread copies the WAL into the database file; the writer's own checkpoint (which would
+    // stall every write behind a sync of the database file) is only a safety net, at ~400 MB.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
          PRAGMA cache_size = -32768;
-         PRAGMA wal_autocheckpoint = 10000;",
+         PRAGMA wal_autocheckpoint = 100000;",
     )
     .map_err(db_err)?;
     let mode: String = conn
@@ -147,11 +158,52 @@ fn open_reader(path: &Path) -> Result<SqliteConn> {
     Ok(SqliteConn(conn))
 }
 
+/// Least time between two checkpoints: each one syncs the database file, so under a steady
+/// stream of commits they are spaced, and each copies what accumulated meanwhile.
+const CHECKPOINT_SPACING: Duration = Duration::from_millis(250);
+
+/// Starts the checkpointer thread; the writer nudges it after each commit (it runs until the
+/// writer drops the returned sender). A PASSIVE checkpoint on a connection of its own copies
+/// committed WAL frames into the database file while the writer goes on committing, so no
+/// write waits for the database file to be synced; without it the writer would do that
+/// copy itself inside a commit every few thousand pages.
+fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_err)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+        .map_err(db_err)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("sqlite-checkpointer".into())
+        .spawn(move || {
+            let mut last: Option<Instant> = None;
+            while rx.recv().is_ok() {
+                if let Some(wait) = last.and_then(|l| CHECKPOINT_SPACING.checked_sub(l.elapsed()))
+                {
+                    // Waits out the spacing, unless the writer has stopped meanwhile.
+                    if let Err(RecvTimeoutError::Disconnected) = rx.recv_timeout(wait) {
+                        break;
+                    }
+                }
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %db_err(e), "a WAL checkpoint failed; the next commit retries it");
+                }
+                last = Some(Instant::now());
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}").into()))?;
+    Ok(tx)
+}
+
 /// The writer thread: groups waiting jobs into transactions until every sender is gone.
 fn writer(
     mut conn: SqliteConn,
     mut msgs: mpsc::Receiver<Msg>,
     last_error: Arc<Mutex<Option<String>>>,
+    checkpoints: std::sync::mpsc::SyncSender<()>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = msgs.blocking_recv() {
@@ -169,6 +221,8 @@ fn writer(
         }
         if !group.is_empty() {
             run_group(&mut conn, &mut group, &last_error);
+            // A nudge already waiting covers this commit too.
+            let _ = checkpoints.try_send(());
         }
         if let Some(reply) = checkpoint {
             let r = conn
