@@ -346,13 +346,8 @@ impl App {
 
     /// What is still unallocated of a payment.
     pub async fn payment_unallocated(&self, p: &Payment) -> AppResult<i64> {
-        let account = self.get_account(p.subscriber_id).await?;
-        Ok(account
-            .credit(DocumentRef {
-                kind: DocumentKind::Payment,
-                id: p.id.0,
-            })
-            .map_or(0, Credit::available_minor))
+        let mut amounts = self.store.payments_unallocated(&[p.id]).await?;
+        Ok(amounts.remove(&p.id).unwrap_or(0))
     }
 
     pub async fn get_payment(&self, id: PaymentId) -> AppResult<Payment> {
@@ -362,8 +357,23 @@ impl App {
             .ok_or_else(|| AppError::not_found("payment", id))
     }
 
-    pub async fn list_payments(&self, f: &PaymentFilter, page: Page) -> AppResult<Vec<Payment>> {
-        Ok(self.store.list_payments(f, page).await?)
+    /// A page of payments, each with what is still unallocated of it: two reads, whatever the
+    /// page's size or how many subscribers it spans.
+    pub async fn list_payments(
+        &self,
+        f: &PaymentFilter,
+        page: Page,
+    ) -> AppResult<Vec<(Payment, i64)>> {
+        let payments = self.store.list_payments(f, page).await?;
+        let ids: Vec<PaymentId> = payments.iter().map(|p| p.id).collect();
+        let mut amounts = self.store.payments_unallocated(&ids).await?;
+        Ok(payments
+            .into_iter()
+            .map(|p| {
+                let unallocated = amounts.remove(&p.id).unwrap_or(0);
+                (p, unallocated)
+            })
+            .collect())
     }
 
     /// Issues a draft: numbered now (gap-free), due after the payment terms; credit waiting
