@@ -137,12 +137,22 @@ impl App {
             .ok_or_else(|| AppError::not_found("subscriber", id))
     }
 
+    /// Subscribers by status and search needle (`q`, trimmed: at least
+    /// [`validate::MIN_SEARCH_CHARS`] characters, else 422 naming `q`).
     pub async fn list_subscribers(
         &self,
         filter: &SubscriberFilter,
         page: Page,
     ) -> AppResult<Vec<Subscriber>> {
-        Ok(self.store.list_subscribers(filter, page).await?)
+        let q = match filter.q.as_deref() {
+            Some(q) => Some(validate::search_term(q).map_err(|m| AppError::invalid("q", m))?),
+            None => None,
+        };
+        let filter = SubscriberFilter {
+            q,
+            ..filter.clone()
+        };
+        Ok(self.store.list_subscribers(&filter, page).await?)
     }
 
     pub async fn update_subscriber(
