@@ -1,6 +1,7 @@
 //! Billing runs: rebuild every subscriber's expected charges from the timeline, invoice the
 //! difference, one atomic batch at a time, resumable after a crash.
 
+use crate::retry::{optimistic, Attempt};
 use crate::{App, AppError, AppResult};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -549,7 +550,7 @@ impl App {
         new: BillingSettings,
     ) -> AppResult<BillingSettings> {
         let new = new.validated().map_err(AppError::Validation)?;
-        for _ in 0..8 {
+        optimistic("the billing settings", || async {
             let before = self.billing_settings().await?;
             let now = self.clock.now();
             let after = BillingSettings {
@@ -569,23 +570,13 @@ impl App {
             );
             let value = serde_json::to_value(&after)
                 .map_err(|e| AppError::Internal(format!("billing settings: {e}")))?;
-            match self
+            let written = self
                 .store
                 .put_setting(BILLING_SETTINGS, &value, before.revision, now, &audit)
-                .await
-            {
-                Ok(()) => return Ok(after),
-                Err(StoreError::Stale { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Conflict {
-            kind: "concurrent-modification",
-            message: "the billing settings are being changed by many requests at once; retry"
-                .into(),
-            current_state: None,
-            field: None,
+                .await;
+            Ok(Attempt::from_write(written)?.map(|()| after))
         })
+        .await
     }
 
     pub async fn get_billing_run(&self, id: BillingRunId) -> AppResult<BillingRun> {

@@ -2,6 +2,7 @@
 //! dunning policy. Suspension and termination are the API's service actions, written with the
 //! dunning step in one transaction; reminders are queued as notification jobs.
 
+use crate::retry::{optimistic, Attempt};
 use crate::services::ServiceAction;
 use crate::{App, AppError, AppResult};
 use jiff::civil::Date;
@@ -12,13 +13,11 @@ use lastmile_domain::billing::invoice::BillingRunError;
 use lastmile_domain::ids::{DunningActionId, InvoiceId, SubscriberId};
 use lastmile_domain::job::ProvisioningJob;
 use lastmile_domain::service::{ServiceStatus, SuspensionCause};
-use lastmile_store::{AccountChange, Page, ServiceFilter};
+use lastmile_store::{AccountChange, Page, ServiceFilter, StoreError};
 
 /// The job kind of a dunning reminder (delivered by notifications; until then it stays
 /// visible in the job list).
 pub const REMINDER_JOB: &str = "notification.dunning-reminder";
-
-const MAX_ATTEMPTS: usize = 16;
 
 #[derive(Clone, Debug, Default)]
 pub struct DunningReport {
@@ -76,192 +75,190 @@ impl App {
     ) -> AppResult<()> {
         let actor = Actor::system("dunning");
         let subscriber = self.get_subscriber(sub).await?;
-        for _ in 0..MAX_ATTEMPTS {
-            let before = self.get_account(sub).await?;
-            let mut account = before.clone();
-            let now = self.clock.now();
-            let mut change = AccountChange::new(&before);
-            // Credit that was never applied (a crash after a billing batch) first.
-            change.allocations = account.settle(now)?;
-            change.paid_invoices = account.invoices_settled_by(&change.allocations);
-            // A subscriber who owes nothing is never dunned, whatever the order payments
-            // and invoices arrived in.
-            let due = if account.balance_minor()? <= 0 {
-                None
-            } else {
-                account.oldest_overdue(today).and_then(|(d, days)| {
-                    (d.doc.kind == DocumentKind::Invoice)
-                        .then(|| (InvoiceId(d.doc.id), d.label.clone(), days, d.open_minor()))
-                })
-            };
-            let policy = catalog.dunning_policy(subscriber.dunning_policy.as_deref());
-            let (mut reminders, mut suspensions, mut terminations) = (0, 0, 0);
-            let mut stale = false;
-            if let (Some((invoice, number, days, open)), Some(policy)) = (due, policy) {
-                let taken = self.store.dunning_actions(invoice).await?;
-                let steps = due_steps(policy, days, &taken);
-                for (step, take) in &steps {
-                    // Every due step is recorded, so no later pass takes it; only the latest
-                    // is performed (see `due_steps`), the others are passed over.
-                    change.dunning_actions.push(DunningAction {
-                        id: DunningActionId::generate(),
-                        subscriber_id: sub,
-                        invoice_id: invoice,
-                        days_overdue: step.days_overdue,
-                        action: step.action,
-                        performed_at: now,
-                        passed: !take,
-                    });
-                    if !take {
-                        continue;
+        // What this pass performed: (reminders, suspensions, terminations).
+        let (reminders, suspensions, terminations) =
+            optimistic("the subscriber's account", || async {
+                let before = self.get_account(sub).await?;
+                let mut account = before.clone();
+                let now = self.clock.now();
+                let mut change = AccountChange::new(&before);
+                // Credit that was never applied (a crash after a billing batch) first.
+                change.allocations = account.settle(now)?;
+                change.paid_invoices = account.invoices_settled_by(&change.allocations);
+                // A subscriber who owes nothing is never dunned, whatever the order payments
+                // and invoices arrived in.
+                let due = if account.balance_minor()? <= 0 {
+                    None
+                } else {
+                    account.oldest_overdue(today).and_then(|(d, days)| {
+                        (d.doc.kind == DocumentKind::Invoice)
+                            .then(|| (InvoiceId(d.doc.id), d.label.clone(), days, d.open_minor()))
+                    })
+                };
+                let policy = catalog.dunning_policy(subscriber.dunning_policy.as_deref());
+                let (mut reminders, mut suspensions, mut terminations) = (0, 0, 0);
+                let mut stale = false;
+                if let (Some((invoice, number, days, open)), Some(policy)) = (due, policy) {
+                    let taken = self.store.dunning_actions(invoice).await?;
+                    let steps = due_steps(policy, days, &taken);
+                    for (step, take) in &steps {
+                        // Every due step is recorded, so no later pass takes it; only the latest
+                        // is performed (see `due_steps`), the others are passed over.
+                        change.dunning_actions.push(DunningAction {
+                            id: DunningActionId::generate(),
+                            subscriber_id: sub,
+                            invoice_id: invoice,
+                            days_overdue: step.days_overdue,
+                            action: step.action,
+                            performed_at: now,
+                            passed: !take,
+                        });
+                        if !take {
+                            continue;
+                        }
+                        let reason = format!(
+                            "dunning policy {}: invoice {number} {days} days overdue",
+                            policy.code
+                        );
+                        match step.action {
+                            DunningActionKind::Remind => {
+                                reminders += 1;
+                                change.jobs.push(ProvisioningJob::new(
+                                    now,
+                                    REMINDER_JOB,
+                                    Some(sub),
+                                    None,
+                                    serde_json::json!({
+                                        "invoice_id": invoice.0,
+                                        "invoice_number": number,
+                                        "days_overdue": days,
+                                        "amount_due_minor": open,
+                                        "currency": account.currency.as_str(),
+                                    }),
+                                ));
+                            }
+                            DunningActionKind::Suspend => {
+                                for s in self.services_of(sub, &[ServiceStatus::Active]).await? {
+                                    let sc = self
+                                        .prepare_service_change(
+                                            &actor,
+                                            s,
+                                            &ServiceAction::Suspend {
+                                                cause: SuspensionCause::Dunning,
+                                            },
+                                            Some(reason.clone()),
+                                            None,
+                                            None,
+                                        )
+                                        .await;
+                                    let sc = match sc {
+                                        Ok(sc) => sc,
+                                        // Changed meanwhile (another pass, an operator): the
+                                        // account change is retried on fresh state below.
+                                        Err(AppError::Conflict {
+                                            kind: "invalid-state",
+                                            ..
+                                        }) => {
+                                            stale = true;
+                                            break;
+                                        }
+                                        Err(e) => return Err(e),
+                                    };
+                                    change.service_changes.push(sc);
+                                    suspensions += 1;
+                                }
+                            }
+                            DunningActionKind::Terminate => {
+                                let live = [
+                                    ServiceStatus::Active,
+                                    ServiceStatus::Suspended,
+                                    ServiceStatus::Pending,
+                                ];
+                                for s in self.services_of(sub, &live).await? {
+                                    let sc = self
+                                        .prepare_service_change(
+                                            &actor,
+                                            s,
+                                            &ServiceAction::Terminate,
+                                            Some(reason.clone()),
+                                            None,
+                                            None,
+                                        )
+                                        .await;
+                                    let sc = match sc {
+                                        Ok(sc) => sc,
+                                        // Changed meanwhile (another pass, an operator): the
+                                        // account change is retried on fresh state below.
+                                        Err(AppError::Conflict {
+                                            kind: "invalid-state",
+                                            ..
+                                        }) => {
+                                            stale = true;
+                                            break;
+                                        }
+                                        Err(e) => return Err(e),
+                                    };
+                                    change.service_changes.push(sc);
+                                    terminations += 1;
+                                }
+                            }
+                        }
                     }
-                    let reason = format!(
-                        "dunning policy {}: invoice {number} {days} days overdue",
-                        policy.code
-                    );
-                    match step.action {
-                        DunningActionKind::Remind => {
-                            reminders += 1;
-                            change.jobs.push(ProvisioningJob::new(
-                                now,
-                                REMINDER_JOB,
-                                Some(sub),
-                                None,
+                    if !steps.is_empty() {
+                        let recorded: Vec<_> = steps
+                            .iter()
+                            .map(|(s, take)| {
                                 serde_json::json!({
-                                    "invoice_id": invoice.0,
-                                    "invoice_number": number,
-                                    "days_overdue": days,
-                                    "amount_due_minor": open,
-                                    "currency": account.currency.as_str(),
-                                }),
-                            ));
-                        }
-                        DunningActionKind::Suspend => {
-                            for s in self.services_of(sub, &[ServiceStatus::Active]).await? {
-                                let sc = self
-                                    .prepare_service_change(
-                                        &actor,
-                                        s,
-                                        &ServiceAction::Suspend {
-                                            cause: SuspensionCause::Dunning,
-                                        },
-                                        Some(reason.clone()),
-                                        None,
-                                        None,
-                                    )
-                                    .await;
-                                let sc = match sc {
-                                    Ok(sc) => sc,
-                                    // Changed meanwhile (another pass, an operator): the
-                                    // account change is retried on fresh state below.
-                                    Err(AppError::Conflict {
-                                        kind: "invalid-state",
-                                        ..
-                                    }) => {
-                                        stale = true;
-                                        break;
-                                    }
-                                    Err(e) => return Err(e),
-                                };
-                                change.service_changes.push(sc);
-                                suspensions += 1;
-                            }
-                        }
-                        DunningActionKind::Terminate => {
-                            let live = [
-                                ServiceStatus::Active,
-                                ServiceStatus::Suspended,
-                                ServiceStatus::Pending,
-                            ];
-                            for s in self.services_of(sub, &live).await? {
-                                let sc = self
-                                    .prepare_service_change(
-                                        &actor,
-                                        s,
-                                        &ServiceAction::Terminate,
-                                        Some(reason.clone()),
-                                        None,
-                                        None,
-                                    )
-                                    .await;
-                                let sc = match sc {
-                                    Ok(sc) => sc,
-                                    // Changed meanwhile (another pass, an operator): the
-                                    // account change is retried on fresh state below.
-                                    Err(AppError::Conflict {
-                                        kind: "invalid-state",
-                                        ..
-                                    }) => {
-                                        stale = true;
-                                        break;
-                                    }
-                                    Err(e) => return Err(e),
-                                };
-                                change.service_changes.push(sc);
-                                terminations += 1;
-                            }
-                        }
-                    }
-                }
-                if !steps.is_empty() {
-                    let recorded: Vec<_> = steps
-                        .iter()
-                        .map(|(s, take)| {
-                            serde_json::json!({
-                                "days_overdue": s.days_overdue,
-                                "action": s.action,
-                                "passed": !take,
+                                    "days_overdue": s.days_overdue,
+                                    "action": s.action,
+                                    "passed": !take,
+                                })
                             })
-                        })
-                        .collect();
-                    change.audit.push(AuditEvent::new(
-                        now,
-                        &actor,
-                        Some(sub),
-                        "invoice",
-                        invoice,
-                        "dunning.step",
-                        None::<&()>,
-                        Some(&recorded),
-                    ));
-                }
-            } else if !change.allocations.is_empty() {
-                // The waiting credit cleared what was overdue: the same rule as for any
-                // other account change lifts the dunning suspensions.
-                self.resume_dunning_suspensions(&actor, &account, &mut change, today)
-                    .await?;
-            }
-            if stale {
-                continue;
-            }
-            if change.allocations.is_empty()
-                && change.dunning_actions.is_empty()
-                && change.service_changes.is_empty()
-            {
-                return Ok(());
-            }
-            match self.store.record_account_change(&change).await {
-                Ok(()) => {
-                    if !change.jobs.is_empty() || !change.service_changes.is_empty() {
-                        (self.jobs_queued)();
+                            .collect();
+                        change.audit.push(AuditEvent::new(
+                            now,
+                            &actor,
+                            Some(sub),
+                            "invoice",
+                            invoice,
+                            "dunning.step",
+                            None::<&()>,
+                            Some(&recorded),
+                        ));
                     }
-                    report.reminders += reminders;
-                    report.suspensions += suspensions;
-                    report.terminations += terminations;
-                    return Ok(());
+                } else if !change.allocations.is_empty() {
+                    // The waiting credit cleared what was overdue: the same rule as for any
+                    // other account change lifts the dunning suspensions.
+                    self.resume_dunning_suspensions(&actor, &account, &mut change, today)
+                        .await?;
                 }
-                Err(lastmile_store::StoreError::Stale { .. }) => continue,
-                // Another dunning pass took this step a moment ago.
-                Err(lastmile_store::StoreError::Duplicate { .. }) => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Conflict {
-            kind: "concurrent-modification",
-            message: "the subscriber's account kept changing during dunning".into(),
-            current_state: None,
-            field: None,
-        })
+                if stale {
+                    return Ok(Attempt::Retry);
+                }
+                if change.allocations.is_empty()
+                    && change.dunning_actions.is_empty()
+                    && change.service_changes.is_empty()
+                {
+                    return Ok(Attempt::Done((0, 0, 0)));
+                }
+                match self.store.record_account_change(&change).await {
+                    Ok(()) => {
+                        if !change.jobs.is_empty() || !change.service_changes.is_empty() {
+                            (self.jobs_queued)();
+                        }
+                        Ok(Attempt::Done((reminders, suspensions, terminations)))
+                    }
+                    Err(StoreError::Stale { .. }) => Ok(Attempt::Retry),
+                    // Another dunning pass took this step a moment ago.
+                    Err(StoreError::Duplicate { .. }) => Ok(Attempt::Done((0, 0, 0))),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        report.reminders += reminders;
+        report.suspensions += suspensions;
+        report.terminations += terminations;
+        Ok(())
     }
 
     async fn services_of(

@@ -15,6 +15,7 @@ pub mod money;
 mod nas;
 pub mod payment_import;
 mod plans;
+mod retry;
 pub mod secrets;
 pub mod services;
 mod subscribers;

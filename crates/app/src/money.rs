@@ -6,6 +6,7 @@
 //! start over. A payment or credit that clears everything overdue resumes the services dunning
 //! suspended, in the same transaction.
 
+use crate::retry::{optimistic, Attempt};
 use crate::services::ServiceAction;
 use crate::{App, AppError, AppResult};
 use jiff::civil::Date;
@@ -22,20 +23,11 @@ use lastmile_domain::service::{ServiceStatus, SuspensionCause};
 use lastmile_domain::validate::{self, Currency, ValidationErrors};
 use lastmile_store::{
     AccountChange, CreditNoteFilter, IssueInvoice, NewCreditNote, Page, PaymentFilter,
-    ServiceFilter, StoreError, VoidInvoice,
+    ServiceFilter, VoidInvoice,
 };
 
-/// Optimistic-concurrency attempts before a busy account answers `409`.
-const MAX_ATTEMPTS: usize = 32;
-
-fn busy() -> AppError {
-    AppError::Conflict {
-        kind: "concurrent-modification",
-        message: "the subscriber's account is being changed by many requests at once; retry".into(),
-        current_state: None,
-        field: None,
-    }
-}
+/// What a busy account's `409` names.
+const ACCOUNT: &str = "the subscriber's account";
 
 /// What a payment did.
 #[derive(Clone, Debug)]
@@ -156,39 +148,33 @@ impl App {
         Ok(resumed)
     }
 
-    /// Writes an account change; `Ok(false)` when the account moved on (the caller retries).
-    async fn try_record(&self, change: &AccountChange) -> AppResult<bool> {
-        match self.store.record_account_change(change).await {
-            Ok(()) => {
-                if change.service_changes.iter().any(|c| !c.jobs.is_empty())
-                    || !change.jobs.is_empty()
-                {
-                    (self.jobs_queued)();
-                }
-                Ok(true)
-            }
-            Err(StoreError::Stale { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
+    /// Writes an account change; `Retry` when the account moved on since it was read.
+    async fn try_record(&self, change: &AccountChange) -> AppResult<Attempt<()>> {
+        let written = Attempt::from_write(self.store.record_account_change(change).await)?;
+        if matches!(written, Attempt::Done(()))
+            && (change.service_changes.iter().any(|c| !c.jobs.is_empty())
+                || !change.jobs.is_empty())
+        {
+            (self.jobs_queued)();
         }
+        Ok(written)
     }
 
     /// Allocates available credit to open invoices (after a billing run issued new ones).
     pub async fn settle_account(&self, sub: SubscriberId) -> AppResult<()> {
         let actor = Actor::system("billing");
-        for _ in 0..MAX_ATTEMPTS {
+        optimistic(ACCOUNT, || async {
             let before = self.get_account(sub).await?;
             let mut account = before.clone();
             let mut change = AccountChange::new(&before);
             self.finish_account_change(&actor, &mut account, &mut change)
                 .await?;
             if change.allocations.is_empty() && change.service_changes.is_empty() {
-                return Ok(());
+                return Ok(Attempt::Done(()));
             }
-            if self.try_record(&change).await? {
-                return Ok(());
-            }
-        }
-        Err(busy())
+            self.try_record(&change).await
+        })
+        .await
     }
 
     pub async fn record_payment(
@@ -276,7 +262,7 @@ impl App {
             kind: DocumentKind::Payment,
             id: payment.id.0,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        let (account, change, resumed) = optimistic(ACCOUNT, || async {
             let before = self.get_account(sub_id).await?;
             let mut account = before.clone();
             let mut change = AccountChange::new(&before);
@@ -324,47 +310,44 @@ impl App {
                 None::<&()>,
                 Some(&payment),
             ));
-            if self.try_record(&change).await? {
-                let mut unallocated = account.credit(doc).map_or(0, Credit::available_minor);
-                let mut allocations: Vec<Allocation> = change
-                    .allocations
-                    .into_iter()
-                    .filter(|a| a.credit == doc)
-                    .collect();
-                // A billing batch may have committed an invoice for this subscriber after the
-                // account was read: settle once more so the credit pays it now. (The batch
-                // settles after its own commit, so whichever commits last sees both.)
-                if unallocated > 0 {
-                    self.settle_account(sub_id).await?;
-                    unallocated = self.payment_unallocated(&payment).await?;
-                    allocations = self
-                        .store
-                        .list_allocations(sub_id)
-                        .await?
-                        .into_iter()
-                        .filter(|a| a.credit == doc)
-                        .collect();
-                }
-                return Ok(PaymentOutcome {
-                    payment,
-                    allocations,
-                    unallocated_minor: unallocated,
-                    resumed_services: resumed,
-                });
-            }
+            Ok(self
+                .try_record(&change)
+                .await?
+                .map(|()| (account, change, resumed)))
+        })
+        .await?;
+        let mut unallocated = account.credit(doc).map_or(0, Credit::available_minor);
+        let mut allocations: Vec<Allocation> = change
+            .allocations
+            .into_iter()
+            .filter(|a| a.credit == doc)
+            .collect();
+        // A billing batch may have committed an invoice for this subscriber after the
+        // account was read: settle once more so the credit pays it now. (The batch
+        // settles after its own commit, so whichever commits last sees both.)
+        if unallocated > 0 {
+            self.settle_account(sub_id).await?;
+            unallocated = self.payment_unallocated(&payment).await?;
+            allocations = self
+                .store
+                .list_allocations(sub_id)
+                .await?
+                .into_iter()
+                .filter(|a| a.credit == doc)
+                .collect();
         }
-        Err(busy())
+        Ok(PaymentOutcome {
+            payment,
+            allocations,
+            unallocated_minor: unallocated,
+            resumed_services: resumed,
+        })
     }
 
     /// What is still unallocated of a payment.
     pub async fn payment_unallocated(&self, p: &Payment) -> AppResult<i64> {
-        let account = self.get_account(p.subscriber_id).await?;
-        Ok(account
-            .credit(DocumentRef {
-                kind: DocumentKind::Payment,
-                id: p.id.0,
-            })
-            .map_or(0, Credit::available_minor))
+        let mut amounts = self.store.payments_unallocated(&[p.id]).await?;
+        Ok(amounts.remove(&p.id).unwrap_or(0))
     }
 
     pub async fn get_payment(&self, id: PaymentId) -> AppResult<Payment> {
@@ -374,14 +357,29 @@ impl App {
             .ok_or_else(|| AppError::not_found("payment", id))
     }
 
-    pub async fn list_payments(&self, f: &PaymentFilter, page: Page) -> AppResult<Vec<Payment>> {
-        Ok(self.store.list_payments(f, page).await?)
+    /// A page of payments, each with what is still unallocated of it: two reads, whatever the
+    /// page's size or how many subscribers it spans.
+    pub async fn list_payments(
+        &self,
+        f: &PaymentFilter,
+        page: Page,
+    ) -> AppResult<Vec<(Payment, i64)>> {
+        let payments = self.store.list_payments(f, page).await?;
+        let ids: Vec<PaymentId> = payments.iter().map(|p| p.id).collect();
+        let mut amounts = self.store.payments_unallocated(&ids).await?;
+        Ok(payments
+            .into_iter()
+            .map(|p| {
+                let unallocated = amounts.remove(&p.id).unwrap_or(0);
+                (p, unallocated)
+            })
+            .collect())
     }
 
     /// Issues a draft: numbered now (gap-free), due after the payment terms; credit waiting
     /// on the account pays it at once.
     pub async fn issue_invoice(&self, actor: &Actor, id: InvoiceId) -> AppResult<Invoice> {
-        for _ in 0..MAX_ATTEMPTS {
+        optimistic(ACCOUNT, || async {
             let inv = self.get_invoice(id).await?;
             if inv.status != InvoiceStatus::Draft {
                 return Err(AppError::invalid_state(
@@ -439,11 +437,10 @@ impl App {
                 None::<&()>,
                 Some(&serde_json::json!({ "due_date": due.to_string() })),
             ));
-            if self.try_record(&change).await? {
-                return self.get_invoice(id).await;
-            }
-        }
-        Err(busy())
+            self.try_record(&change).await
+        })
+        .await?;
+        self.get_invoice(id).await
     }
 
     /// Voids a draft, or an issued invoice nothing was paid or credited against yet (its
@@ -457,7 +454,7 @@ impl App {
     ) -> AppResult<Invoice> {
         let reason =
             validate::non_empty(reason, 500).map_err(|m| AppError::invalid("reason", m))?;
-        for _ in 0..MAX_ATTEMPTS {
+        optimistic(ACCOUNT, || async {
             let inv = self.get_invoice(id).await?;
             match inv.status {
                 InvoiceStatus::Draft | InvoiceStatus::Issued => {}
@@ -520,11 +517,10 @@ impl App {
                 )
                 .with_reason(Some(reason.clone())),
             );
-            if self.try_record(&change).await? {
-                return self.get_invoice(id).await;
-            }
-        }
-        Err(busy())
+            self.try_record(&change).await
+        })
+        .await?;
+        self.get_invoice(id).await
     }
 
     pub async fn create_credit_note(
@@ -555,7 +551,7 @@ impl App {
                 "the invoice charges nothing to credit",
             ));
         }
-        for _ in 0..MAX_ATTEMPTS {
+        let (account, note) = optimistic(ACCOUNT, || async {
             let earlier = self
                 .store
                 .list_credit_notes(
@@ -645,15 +641,14 @@ impl App {
                 note: note.clone(),
                 number_prefix: self.billing_settings().await?.credit_note_prefix,
             });
-            if self.try_record(&change).await? {
-                // As for payments: an invoice committed meanwhile gets the credit now.
-                if account.available_credit_minor()? > 0 {
-                    self.settle_account(inv.subscriber_id).await?;
-                }
-                return self.get_credit_note(note.id).await;
-            }
+            Ok(self.try_record(&change).await?.map(|()| (account, note)))
+        })
+        .await?;
+        // As for payments: an invoice committed meanwhile gets the credit now.
+        if account.available_credit_minor()? > 0 {
+            self.settle_account(inv.subscriber_id).await?;
         }
-        Err(busy())
+        self.get_credit_note(note.id).await
     }
 
     pub async fn get_credit_note(&self, id: CreditNoteId) -> AppResult<CreditNote> {
@@ -693,7 +688,7 @@ impl App {
             .flatten();
         e.into_result().map_err(AppError::Validation)?;
         let reason = reason.unwrap_or_default();
-        for _ in 0..MAX_ATTEMPTS {
+        optimistic(ACCOUNT, || async {
             let before = self.get_account(sub).await?;
             let mut account = before.clone();
             account.settle(self.clock.now())?;
@@ -744,11 +739,9 @@ impl App {
                 )
                 .with_reason(Some(reason.clone())),
             );
-            if self.try_record(&change).await? {
-                return Ok(refund);
-            }
-        }
-        Err(busy())
+            Ok(self.try_record(&change).await?.map(|()| refund))
+        })
+        .await
     }
 
     pub async fn ledger(&self, sub: SubscriberId) -> AppResult<Ledger> {

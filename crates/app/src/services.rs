@@ -1,3 +1,4 @@
+use crate::retry::{optimistic, Attempt};
 use crate::{App, AppError, AppResult};
 use lastmile_api_types::{CreateService, ServiceActionBody};
 use lastmile_domain::audit::{Actor, AuditEvent};
@@ -9,7 +10,7 @@ use lastmile_domain::subscriber::SubscriberStatus;
 use lastmile_domain::timeline::{self, EventKind, ServiceState, TimelineError, TimelineEvent};
 use lastmile_domain::validate::{self, ValidationErrors};
 use lastmile_domain::Timestamp;
-use lastmile_store::{Page, ServiceChange, ServiceFilter, StoreError};
+use lastmile_store::{Page, ServiceChange, ServiceFilter};
 use std::net::IpAddr;
 
 /// What a service action asks for.
@@ -41,9 +42,6 @@ pub struct ServiceChangeOutcome {
     pub event: TimelineEvent,
     pub jobs: Vec<ProvisioningJob>,
 }
-
-/// Optimistic-concurrency attempts before a busy service answers `409`.
-const MAX_ATTEMPTS: usize = 64;
 
 /// The provisioning jobs that bring the network in line with a service's new state.
 fn jobs_for(
@@ -282,7 +280,7 @@ impl App {
             }
             _ => None,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        optimistic("the service", || async {
             let change = self
                 .prepare_service_change(
                     actor,
@@ -293,27 +291,21 @@ impl App {
                     target_plan.as_ref(),
                 )
                 .await?;
-            match self.store.record_service_change(&change).await {
-                Ok(()) => {
+            match Attempt::from_write(self.store.record_service_change(&change).await)? {
+                Attempt::Retry => Ok(Attempt::Retry),
+                Attempt::Done(()) => {
                     if !change.jobs.is_empty() {
                         (self.jobs_queued)();
                     }
-                    return Ok(ServiceChangeOutcome {
+                    Ok(Attempt::Done(ServiceChangeOutcome {
                         service: change.service,
                         event: change.event,
                         jobs: change.jobs,
-                    });
+                    }))
                 }
-                Err(StoreError::Stale { .. }) => continue,
-                Err(e) => return Err(e.into()),
             }
-        }
-        Err(AppError::Conflict {
-            kind: "concurrent-modification",
-            message: "the service is being changed by many requests at once; retry".into(),
-            current_state: None,
-            field: None,
         })
+        .await
     }
 
     /// Builds the change a service action makes as of now (timeline event validated against

@@ -1,3 +1,4 @@
+use crate::retry::{optimistic, Attempt};
 use crate::{input, App, AppError, AppResult};
 use lastmile_api_types::{CreateSubscriber, UpdateSubscriber};
 use lastmile_domain::audit::{Actor, AuditEvent};
@@ -33,9 +34,6 @@ fn custom_fields(m: &JsonMap, e: &mut ValidationErrors) {
         e.add("custom_fields", "keys must be 1 to 64 characters");
     }
 }
-
-/// Retries of an auto-assigned number that collided with a hand-chosen one.
-const NUMBER_ATTEMPTS: usize = 5;
 
 impl App {
     pub async fn create_subscriber(
@@ -82,8 +80,10 @@ impl App {
         self.check_billing_codes(tax_zone.as_deref(), dunning_policy.as_deref())
             .await?;
 
+        // An auto-assigned number can collide with one chosen by hand: the next number from
+        // the sequence is tried then, like a lost race.
         let auto_number = number.is_none();
-        for _ in 0..NUMBER_ATTEMPTS {
+        optimistic("the subscriber numbers", || async {
             let now = self.clock.now();
             let number = match &number {
                 Some(n) => n.clone(),
@@ -120,16 +120,14 @@ impl App {
                 Some(&s),
             );
             match self.store.insert_subscriber(&s, &audit).await {
-                Ok(()) => return Ok(s),
+                Ok(()) => Ok(Attempt::Done(s)),
                 Err(StoreError::Duplicate {
                     field: "number", ..
-                }) if auto_number => continue,
-                Err(err) => return Err(err.into()),
+                }) if auto_number => Ok(Attempt::Retry),
+                Err(err) => Err(err.into()),
             }
-        }
-        Err(AppError::Internal(
-            "could not assign a free subscriber number".into(),
-        ))
+        })
+        .await
     }
 
     pub async fn get_subscriber(&self, id: SubscriberId) -> AppResult<Subscriber> {
@@ -139,12 +137,22 @@ impl App {
             .ok_or_else(|| AppError::not_found("subscriber", id))
     }
 
+    /// Subscribers by status and search needle (`q`, trimmed: at least
+    /// [`validate::MIN_SEARCH_CHARS`] characters, else 422 naming `q`).
     pub async fn list_subscribers(
         &self,
         filter: &SubscriberFilter,
         page: Page,
     ) -> AppResult<Vec<Subscriber>> {
-        Ok(self.store.list_subscribers(filter, page).await?)
+        let q = match filter.q.as_deref() {
+            Some(q) => Some(validate::search_term(q).map_err(|m| AppError::invalid("q", m))?),
+            None => None,
+        };
+        let filter = SubscriberFilter {
+            q,
+            ..filter.clone()
+        };
+        Ok(self.store.list_subscribers(&filter, page).await?)
     }
 
     pub async fn update_subscriber(

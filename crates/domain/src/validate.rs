@@ -116,6 +116,23 @@ pub fn email(value: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
+/// The fewest characters a search needle may have: a trigram index (the subscriber search's)
+/// serves no shorter one, so a shorter needle that matched little would scan the table.
+pub const MIN_SEARCH_CHARS: usize = 3;
+
+/// Trims and checks a search needle: at least [`MIN_SEARCH_CHARS`] characters (not bytes)
+/// once trimmed, blank included, and no control characters anywhere.
+pub fn search_term(value: &str) -> Result<String, String> {
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    let v = value.trim();
+    if v.chars().count() < MIN_SEARCH_CHARS {
+        return Err(format!("must be at least {MIN_SEARCH_CHARS} characters"));
+    }
+    Ok(v.to_string())
+}
+
 /// The earliest date any input may name (billing dates, discount dates, event dates).
 pub const EARLIEST_DATE: jiff::civil::Date = jiff::civil::date(2000, 1, 1);
 /// The latest date any input may name: far enough for a contract or a discount end, near
@@ -192,5 +209,19 @@ mod tests {
         assert!(non_empty("abcdef", 5).is_err());
         assert!(non_empty("a\u{0}b", 5).is_err());
         assert_eq!(optional(Some(" "), 5).unwrap(), None);
+    }
+
+    #[test]
+    fn search_terms() {
+        assert_eq!(search_term(" abc ").unwrap(), "abc");
+        assert_eq!(search_term("a b").unwrap(), "a b");
+        // Characters, not bytes: "été" is 3 characters in 5 bytes, "ét" 2 in 3.
+        assert_eq!(search_term("été").unwrap(), "été");
+        let short = "must be at least 3 characters";
+        for bad in ["", "   ", "ab", " ab ", "ét", "\u{3000}ab\u{3000}"] {
+            assert_eq!(search_term(bad).unwrap_err(), short, "{bad:?}");
+        }
+        assert!(search_term("abc\u{0}").is_err());
+        assert!(search_term("\tabc").is_err());
     }
 }

@@ -159,6 +159,22 @@ async fn checked_ledger(t: &TestApp, sub: &str) -> Value {
     let expected = invoiced - sum(&notes, "total_minor") - sum(&payments, "amount_minor")
         + sum(&refunds, "amount_minor");
     assert_eq!(balance, expected, "balance vs documents; ledger {l:#}");
+    // The list reads what is unallocated of all its payments at once: each as its own GET.
+    for p in &payments {
+        let one = t
+            .call(
+                "GET",
+                &format!("/api/v1/payments/{}", p["id"].as_str().unwrap()),
+                Some(Role::Support),
+                None,
+            )
+            .await;
+        assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+        assert_eq!(
+            one.body["unallocated_minor"], p["unallocated_minor"],
+            "{p:#}"
+        );
+    }
     let entries = l["entries"].as_array().unwrap();
     assert_eq!(entries.len(), expected_entries, "ledger entries: {l:#}");
     let mut running = 0i64;

@@ -1,8 +1,9 @@
-//! The OpenAPI document states what the server enforces: list limits, currency codes, amount
-//! bounds, date ranges, both representations of an invoice, and a constraint on every request
-//! field a client could otherwise get wrong.
+//! The OpenAPI document states what the server enforces: list limits, the search needle,
+//! currency codes, amount bounds, date ranges, both representations of an invoice, and a
+//! constraint on every request field a client could otherwise get wrong.
 
 use lastmile_domain::billing::money::MAX_AMOUNT_MINOR;
+use lastmile_domain::validate;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -61,6 +62,41 @@ fn list_limits_are_1_to_500_and_cursors_opaque() {
         }
     }
     assert!(lists >= 10, "{lists} list endpoints");
+}
+
+/// The subscriber search's `q` is valid by its schema exactly when the server takes it: every
+/// string of up to 5 characters from an alphabet of letters, spaces that trim (some of them
+/// control characters), a space that does not, and control characters.
+#[test]
+fn search_needles_are_stated_as_validated() {
+    let d = doc();
+    let (_, _, op) = operations(&d)
+        .into_iter()
+        .find(|(_, _, op)| op["operationId"] == "list_subscribers")
+        .expect("GET /subscribers");
+    let q = op["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "q"))
+        .expect("a q parameter");
+    let min = validate::MIN_SEARCH_CHARS;
+    assert_eq!(q["schema"]["minLength"], min, "{q}");
+    let re = regex_automata::meta::Regex::new(q["schema"]["pattern"].as_str().unwrap()).unwrap();
+    let alphabet = [
+        'a', 'é', '😀', ' ', '\u{a0}', '\u{3000}', '\u{200b}', '\t', '\u{85}', '\u{0}',
+    ];
+    let mut strings = vec![String::new()];
+    let mut checked = 0;
+    for _ in 0..=5 {
+        let mut longer = Vec::new();
+        for s in &strings {
+            let by_schema = re.is_match(s) && s.chars().count() >= min;
+            assert_eq!(by_schema, validate::search_term(s).is_ok(), "{s:?}");
+            checked += 1;
+            longer.extend(alphabet.iter().map(|c| format!("{s}{c}")));
+        }
+        strings = longer;
+    }
+    assert_eq!(checked, 111_111);
 }
 
 #[test]

@@ -226,7 +226,7 @@ pub async fn list_subscribers<C: Conn>(
 // matches often, as such a needle nearly always does (a few ms), and a full scan when it
 // matches little or nothing (about 0.2 s on SQLite, 0.35 s on PostgreSQL at 100,000
 // subscribers on the 2-core bench machine). A prefix index would not help: the search is for
-// substrings.
+// substrings. So the API refuses them (`validate::search_term`); the store still answers them.
 
 /// Needles shorter than this (in characters) cannot use a trigram index.
 const TRIGRAM: usize = 3;

@@ -2,6 +2,7 @@
 
 use crate::prelude::*;
 use lastmile_domain::validate::Currency;
+use std::collections::HashMap;
 
 /// Most ids in one `IN` list, and most rows in one multi-row insert: well under both
 /// backends' limits on bound parameters (SQLite 32766, PostgreSQL 65535).
@@ -307,9 +308,24 @@ pub async fn put_setting<C: Conn>(
 
 // Accounts --------------------------------------------------------------------------------
 
+/// Payments as account credits, with what is allocated of each: one text for the account
+/// (its payment branch) and for `payments_unallocated`, so both read the same amounts. A
+/// macro, for `concat!`; the caller appends the `WHERE`.
+macro_rules! payment_credits {
+    () => {
+        "SELECT 'credit' AS side, 'payment' AS kind, p.id, p.reference AS label, NULL AS due,
+           p.received_at AS at, p.amount_minor,
+           CAST(COALESCE((SELECT SUM(a.amount_minor) FROM allocations a
+                     WHERE a.credit_kind = 'payment' AND a.credit_id = p.id), 0) AS BIGINT)
+               AS allocated_minor
+    FROM payments p"
+    };
+}
+
 /// Debits and credits of one subscriber with what is allocated of each. The sums are cast
 /// to BIGINT because PostgreSQL's `SUM(bigint)` is `numeric`.
-const ACCOUNT_DOCUMENTS: &str = "
+const ACCOUNT_DOCUMENTS: &str = concat!(
+    "
     SELECT 'debit' AS side, 'invoice' AS kind, i.id, i.number AS label, i.due_date AS due,
            i.issued_at AS at, i.total_minor AS amount_minor,
            CAST(COALESCE((SELECT SUM(a.amount_minor) FROM allocations a
@@ -329,15 +345,15 @@ const ACCOUNT_DOCUMENTS: &str = "
                      WHERE a.debit_kind = 'refund' AND a.debit_id = r.id), 0) AS BIGINT)
     FROM refunds r WHERE r.subscriber_id = $1
     UNION ALL
-    SELECT 'credit', 'payment', p.id, p.reference, NULL, p.received_at, p.amount_minor,
-           CAST(COALESCE((SELECT SUM(a.amount_minor) FROM allocations a
-                     WHERE a.credit_kind = 'payment' AND a.credit_id = p.id), 0) AS BIGINT)
-    FROM payments p WHERE p.subscriber_id = $1
+    ",
+    payment_credits!(),
+    " WHERE p.subscriber_id = $1
     UNION ALL
     SELECT 'credit', 'credit_note', c.id, c.number, NULL, c.issued_at, c.total_minor,
            CAST(COALESCE((SELECT SUM(a.amount_minor) FROM allocations a
                      WHERE a.credit_kind = 'credit_note' AND a.credit_id = c.id), 0) AS BIGINT)
-    FROM credit_notes c WHERE c.subscriber_id = $1";
+    FROM credit_notes c WHERE c.subscriber_id = $1"
+);
 
 pub async fn get_account<C: Conn>(c: &mut C, subscriber: SubscriberId) -> Result<Option<Account>> {
     // The revision is read before the documents, so that without a snapshot across the two
@@ -648,6 +664,26 @@ pub async fn list_payments<C: Conn>(
     }
     q.paginate("id", page);
     collect(q.fetch(c).await?, rows::payment)
+}
+
+/// What is not allocated yet of each payment, as its account reads it (see
+/// [`payment_credits`]), by primary key: one statement per [`CHUNK`] ids.
+pub async fn payments_unallocated<C: Conn>(
+    c: &mut C,
+    ids: &[PaymentId],
+) -> Result<HashMap<PaymentId, i64>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = Sql::new(concat!(payment_credits!(), " WHERE p.id"));
+        q.in_ids(C::DIALECT, chunk.iter().map(|p| p.0));
+        for r in q.fetch(c).await? {
+            // Every row is a payment's credit (`side` is 'credit').
+            if let Err(credit) = rows::account_document(&r)? {
+                out.insert(PaymentId(credit.doc.id), credit.available_minor());
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub async fn get_credit_note<C: Conn>(c: &mut C, id: CreditNoteId) -> Result<Option<CreditNote>> {

@@ -21,6 +21,7 @@ use lastmile_domain::service::Service;
 use lastmile_domain::subscriber::Subscriber;
 use lastmile_domain::timeline::TimelineEvent;
 use lastmile_store::*;
+use std::collections::HashMap;
 
 /// The store over the database `D`.
 #[derive(Clone)]
@@ -562,6 +563,12 @@ impl<D: Db> MoneyStore for SqlStore<D> {
     async fn list_payments(&self, filter: &PaymentFilter, page: Page) -> Result<Vec<Payment>> {
         let filter = filter.clone();
         self.read(move |c| Box::pin(async move { money::list_payments(c, &filter, page).await }))
+            .await
+    }
+
+    async fn payments_unallocated(&self, ids: &[PaymentId]) -> Result<HashMap<PaymentId, i64>> {
+        let ids = ids.to_vec();
+        self.read(move |c| Box::pin(async move { money::payments_unallocated(c, &ids).await }))
             .await
     }
 

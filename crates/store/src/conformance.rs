@@ -152,6 +152,7 @@ macro_rules! conformance_suite {
             dunning_actions_recorded_once,
             overdue_subscribers_lists_unpaid_past_due,
             subscribers_with_credit_lists_unallocated_credit,
+            payments_unallocated_as_their_accounts_read_them,
             billing_runs_scoped_to_one_subscriber,
             account_change_concurrent_single_winner,
             issue_and_bill_concurrently_gap_free,
@@ -7003,6 +7004,99 @@ pub async fn subscribers_with_credit_lists_unallocated_credit(store: Arc<dyn Sto
         .unwrap()
         .is_empty());
     assert!(store.subscribers_with_credit(&[]).await.unwrap().is_empty());
+}
+
+pub async fn payments_unallocated_as_their_accounts_read_them(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, subs) = billing_world(store, 2).await;
+    let (a, b) = (&subs[0], &subs[1]);
+    let period = unique_date();
+    let invs = bill(
+        store,
+        &[
+            new_invoice(&a.1, period, None, &[4_900, 4_900]),
+            new_invoice(&b.1, period, None, &[4_900]),
+        ],
+        &format!("T{}-", tag()),
+    )
+    .await;
+    let (inv_a, inv_b) = (invoice_doc(invs[0].id), invoice_doc(invs[1].id));
+    // a: one payment allocated in full, one in part, one not at all; b: one allocated in
+    // full, and one a refund was paid out of.
+    let full_a = payment(a.0.id, 4_900, t(DAY));
+    let partial = payment(a.0.id, 6_000, t(DAY + 1));
+    let unallocated = payment(a.0.id, 2_500, t(DAY + 2));
+    let full_b = payment(b.0.id, 2_000, t(DAY));
+    let refunded = payment(b.0.id, 3_000, t(DAY + 1));
+    for (p, debit) in [
+        (&full_a, Some((inv_a, 4_900))),
+        (&partial, Some((inv_a, 4_900))),
+        (&unallocated, None),
+        (&full_b, Some((inv_b, 2_000))),
+        (&refunded, None),
+    ] {
+        let mut ch = account_change(
+            &account_of(store, p.subscriber_id).await,
+            p.received_at,
+            "payment.record",
+        );
+        ch.payment = Some(p.clone());
+        ch.allocations = debit
+            .map(|(doc, n)| {
+                vec![allocation(
+                    p.subscriber_id,
+                    payment_doc(p),
+                    doc,
+                    n,
+                    p.received_at,
+                )]
+            })
+            .unwrap_or_default();
+        change_account(store, &ch).await;
+    }
+    let r = refund(b.0.id, 1_000, t(2 * DAY));
+    let mut ch = account_change(&account_of(store, b.0.id).await, t(2 * DAY), "refund.paid");
+    ch.allocations = vec![allocation(
+        b.0.id,
+        payment_doc(&refunded),
+        refund_doc(&r),
+        1_000,
+        t(2 * DAY),
+    )];
+    ch.refund = Some(r);
+    change_account(store, &ch).await;
+
+    let expected = [
+        (&full_a, 0),
+        (&partial, 1_100),
+        (&unallocated, 2_500),
+        (&full_b, 0),
+        (&refunded, 2_000),
+    ];
+    // Ids nobody has, past one statement's worth (500), before and among ours: the list is
+    // read in chunks and the unknown ones are absent.
+    let mut ids: Vec<PaymentId> = (0..600).map(|_| PaymentId::generate()).collect();
+    ids.extend(expected.iter().map(|(p, _)| p.id));
+    ids.insert(1, PaymentId::generate());
+    let got = store.payments_unallocated(&ids).await.unwrap();
+    assert_eq!(
+        got,
+        expected.iter().map(|(p, n)| (p.id, *n)).collect(),
+        "only our payments, with what is left of each"
+    );
+    for (p, n) in expected {
+        // The same amount the payment's credit has on its account, and asked about alone.
+        let credit = account_of(store, p.subscriber_id)
+            .await
+            .credit(payment_doc(p))
+            .map(Credit::available_minor);
+        assert_eq!(credit, Some(n));
+        assert_eq!(
+            store.payments_unallocated(&[p.id]).await.unwrap(),
+            [(p.id, n)].into_iter().collect()
+        );
+    }
+    assert!(store.payments_unallocated(&[]).await.unwrap().is_empty());
 }
 
 pub async fn billing_runs_scoped_to_one_subscriber(store: Arc<dyn Store>) {

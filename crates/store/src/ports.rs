@@ -251,6 +251,12 @@ pub trait MoneyStore: Send + Sync {
     async fn get_payment(&self, id: PaymentId) -> Result<Option<Payment>>;
     async fn find_payment_by_external_id(&self, external_id: &str) -> Result<Option<Payment>>;
     async fn list_payments(&self, filter: &PaymentFilter, page: Page) -> Result<Vec<Payment>>;
+    /// What is not allocated yet of each payment named (its account credit's
+    /// `available_minor`), in one read whatever their subscribers; unknown ids are absent.
+    async fn payments_unallocated(
+        &self,
+        ids: &[PaymentId],
+    ) -> Result<std::collections::HashMap<PaymentId, i64>>;
     async fn get_credit_note(&self, id: CreditNoteId) -> Result<Option<CreditNote>>;
     async fn list_credit_notes(
         &self,

@@ -12,6 +12,7 @@ use lastmile_app::{App, AppConfig, ManualClock};
 use lastmile_domain::audit::Actor;
 use lastmile_domain::ids::PlanId;
 use lastmile_domain::service::SuspensionCause;
+use lastmile_domain::validate::MIN_SEARCH_CHARS;
 use lastmile_store::{Page, SubscriberFilter};
 use std::sync::Arc;
 use std::time::Instant;
@@ -498,17 +499,18 @@ async fn measure_api(app: &App, requests: usize) -> Result<()> {
             6 => MAIL_DOMAINS[k % MAIL_DOMAINS.len()].to_string(),
             _ => sub.name.split_whitespace().next().unwrap_or("").to_string(),
         };
-        if !term.is_empty() {
+        // The API refuses shorter needles (a phone or MAC part could be one).
+        if term.trim().chars().count() >= MIN_SEARCH_CHARS {
             terms.push(term);
         }
-        // Short needles that match often (a surname's start, two digits) and ones that
-        // match nothing (a full scan: see the store's subscriber search).
+        // The shortest needles the API takes: ones that match often (a surname's start,
+        // three digits), whose trigram is in many rows, and ones whose trigram is in none.
         short_terms.push(if k % 2 == 0 {
-            last_name.chars().take(2).collect()
+            last_name.chars().take(MIN_SEARCH_CHARS).collect()
         } else {
-            format!("{:02}", k % 100)
+            format!("{:03}", k % 1000)
         });
-        rare_short_terms.push(["zq", "qx", "xj", "yy"][k % 4].to_string());
+        rare_short_terms.push(["zqx", "qxj", "xjz", "yyq"][k % 4].to_string());
     }
     let plans = app
         .store
@@ -547,7 +549,7 @@ async fn measure_api(app: &App, requests: usize) -> Result<()> {
             walk: false,
         },
         Endpoint {
-            label: "GET /subscribers?q= (2 chars, common)".into(),
+            label: "GET /subscribers?q= (3 chars, common)".into(),
             paths: per(&|n| {
                 format!(
                     "{api}/subscribers?q={}",
@@ -557,7 +559,7 @@ async fn measure_api(app: &App, requests: usize) -> Result<()> {
             walk: false,
         },
         Endpoint {
-            label: "GET /subscribers?q= (2 chars, no match)".into(),
+            label: "GET /subscribers?q= (3 chars, no match)".into(),
             paths: per(&|n| {
                 format!(
                     "{api}/subscribers?q={}",

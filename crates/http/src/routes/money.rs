@@ -113,13 +113,8 @@ async fn list_payments(
         subscriber_id: q.subscriber_id.map(SubscriberId),
     };
     let items = st.app.list_payments(&filter, page).await?;
-    let mut out = Vec::with_capacity(items.len());
-    for p in items {
-        let unallocated = st.app.payment_unallocated(&p).await?;
-        out.push((p, unallocated));
-    }
     Ok(axum::Json(pagination::body(
-        out,
+        items,
         limit,
         |(p, _)| p.id.0,
         |(p, u)| PaymentResponse::new(p, u),

@@ -25,8 +25,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Case-insensitive search in name, number and e-mail.
-    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    /// Case-insensitive search in name, number, e-mail and phone, and the services' username,
+    /// MAC and static IP: at least 3 characters once trimmed (a shorter needle is refused; to
+    /// list everyone, leave `q` out).
+    #[param(
+        min_length = 3,
+        pattern = r"^[ \xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][ \xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+        example = "example"
+    )]
     q: Option<String>,
     status: Option<SubscriberStatus>,
     /// Page size: 1 to 500, default 50.
@@ -49,9 +55,7 @@ async fn list(
 ) -> ApiResult<axum::Json<Page<SubscriberResponse>>> {
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = SubscriberFilter {
-        q: q.q
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().to_string()),
+        q: q.q,
         status: q.status,
         number: None,
     };
