@@ -350,7 +350,13 @@ async fn lifecycle_writes_timeline_jobs_and_audit(t: TestApp) {
     assert_eq!(last["after"]["status"], "terminated");
     assert_eq!(last["reason"], "moved away");
     assert_eq!(last["subscriber_id"], sub.as_str());
-    assert_eq!(last["after"]["password_ciphertext"], "[redacted]");
+    // An update keeps only what changed: the password did not.
+    assert!(last["after"].get("password_ciphertext").is_none());
+    assert!(last["after"].get("username").is_none());
+    // The creation holds the whole service, its secret redacted.
+    let created = &audit.body["items"][0];
+    assert_eq!(created["action"], "service.create");
+    assert_eq!(created["after"]["password_ciphertext"], "[redacted]");
 }
 
 async fn illegal_transitions_are_409_naming_the_state(t: TestApp) {
