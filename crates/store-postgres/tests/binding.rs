@@ -226,7 +226,9 @@ async fn a_spare_connection_reads_outside_the_transaction() {
         })
         .await
         .expect("write");
-    assert_eq!(seen, Some(0));
+    // `spare` gives a connection only when the pool has one idle at that moment (not so when
+    // other tests hold them all); one that is given must not see the uncommitted row.
+    assert!(matches!(seen, None | Some(0)), "{seen:?}");
 }
 
 /// The schema has no `integer` column (every integer is `BIGINT`), but an `int8` parameter
