@@ -170,8 +170,8 @@ enum BenchCommand {
         /// Billing date of the measured run.
         #[arg(long, default_value = "2026-06-01")]
         as_of: jiff::civil::Date,
-        /// Concurrent seeding tasks.
-        #[arg(long, default_value_t = 8)]
+        /// Concurrent seeding tasks (many: the writer groups their commits, one sync for many).
+        #[arg(long, default_value_t = 512)]
         workers: usize,
         /// Only seed (to copy the database and measure it repeatedly with `--no-seed`).
         #[arg(long, conflicts_with = "no_seed")]
@@ -200,8 +200,8 @@ enum BenchCommand {
     Api {
         #[arg(long, default_value_t = 100_000)]
         subscribers: usize,
-        /// Concurrent seeding tasks.
-        #[arg(long, default_value_t = 8)]
+        /// Concurrent seeding tasks (many: the writer groups their commits, one sync for many).
+        #[arg(long, default_value_t = 512)]
         workers: usize,
         /// Timed requests per endpoint.
         #[arg(long, default_value_t = 300)]
