@@ -137,49 +137,32 @@ impl App {
                                     }),
                                 ));
                             }
-                            DunningActionKind::Suspend => {
-                                for s in self.services_of(sub, &[ServiceStatus::Active]).await? {
-                                    let sc = self
-                                        .prepare_service_change(
-                                            &actor,
-                                            s,
-                                            &ServiceAction::Suspend {
+                            DunningActionKind::Suspend | DunningActionKind::Terminate => {
+                                let suspend = step.action == DunningActionKind::Suspend;
+                                let (statuses, action): (&[ServiceStatus], ServiceAction) =
+                                    if suspend {
+                                        (
+                                            &[ServiceStatus::Active],
+                                            ServiceAction::Suspend {
                                                 cause: SuspensionCause::Dunning,
                                             },
-                                            Some(reason.clone()),
-                                            None,
-                                            None,
                                         )
-                                        .await;
-                                    let sc = match sc {
-                                        Ok(sc) => sc,
-                                        // Changed meanwhile (another pass, an operator): the
-                                        // account change is retried on fresh state below.
-                                        Err(AppError::Conflict {
-                                            kind: "invalid-state",
-                                            ..
-                                        }) => {
-                                            stale = true;
-                                            break;
-                                        }
-                                        Err(e) => return Err(e),
+                                    } else {
+                                        (
+                                            &[
+                                                ServiceStatus::Active,
+                                                ServiceStatus::Suspended,
+                                                ServiceStatus::Pending,
+                                            ],
+                                            ServiceAction::Terminate,
+                                        )
                                     };
-                                    change.service_changes.push(sc);
-                                    suspensions += 1;
-                                }
-                            }
-                            DunningActionKind::Terminate => {
-                                let live = [
-                                    ServiceStatus::Active,
-                                    ServiceStatus::Suspended,
-                                    ServiceStatus::Pending,
-                                ];
-                                for s in self.services_of(sub, &live).await? {
+                                for s in self.services_of(sub, statuses).await? {
                                     let sc = self
                                         .prepare_service_change(
                                             &actor,
                                             s,
-                                            &ServiceAction::Terminate,
+                                            &action,
                                             Some(reason.clone()),
                                             None,
                                             None,
@@ -199,7 +182,11 @@ impl App {
                                         Err(e) => return Err(e),
                                     };
                                     change.service_changes.push(sc);
-                                    terminations += 1;
+                                    if suspend {
+                                        suspensions += 1;
+                                    } else {
+                                        terminations += 1;
+                                    }
                                 }
                             }
                         }
