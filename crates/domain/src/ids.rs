@@ -44,6 +44,10 @@ id_type!(NasId);
 id_type!(AuditEventId);
 id_type!(JobId);
 id_type!(OperatorId);
+id_type!(
+    /// A RADIUS session: one Acct-Session-Id of one NAS, from Start to Stop.
+    SessionId
+);
 id_type!(TokenId);
 id_type!(InvoiceId);
 id_type!(InvoiceLineId);

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod job;
 pub mod nas;
 pub mod plan;
+pub mod radius;
 pub mod service;
 pub mod subscriber;
 pub mod timeline;
