@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "read_indexes",
         include_str!("../migrations/0008_read_indexes.sql"),
     ),
+    (9, "radius", include_str!("../migrations/0009_radius.sql")),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

@@ -20,6 +20,7 @@ pub mod billing;
 pub mod catalog;
 mod common;
 pub mod money;
+pub mod radius;
 pub mod services;
 mod store;
 

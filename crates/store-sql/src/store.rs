@@ -1,7 +1,7 @@
 //! The [`Store`] port implemented once over any [`Db`]: each method runs its area's generic
 //! code as a read or as a write transaction. The SQL is in the area modules.
 
-use crate::{billing, catalog, money, services, ConnFuture, Db};
+use crate::{billing, catalog, money, radius, services, ConnFuture, Db};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
@@ -17,9 +17,11 @@ use lastmile_domain::ids::*;
 use lastmile_domain::job::ProvisioningJob;
 use lastmile_domain::nas::Nas;
 use lastmile_domain::plan::{Plan, PlanVersion};
+use lastmile_domain::radius::{AccountingEvent, HourlyUsage, RadiusSession};
 use lastmile_domain::service::Service;
 use lastmile_domain::subscriber::Subscriber;
 use lastmile_domain::timeline::TimelineEvent;
+use lastmile_store::radius::{ChangeBatch, ChangeCursor, DirectoryService, SessionFilter};
 use lastmile_store::*;
 use std::collections::HashMap;
 
@@ -702,5 +704,87 @@ impl<D: Db> Store for SqlStore<D> {
         let name = name.to_string();
         self.write(move |c| Box::pin(async move { services::next_counter(c, &name).await }))
             .await
+    }
+}
+
+#[async_trait]
+impl<D: Db> RadiusStore for SqlStore<D> {
+    async fn record_accounting(&self, events: Vec<AccountingEvent>) -> Result<Vec<Result<()>>> {
+        self.db
+            .write(move |c| Box::pin(async move { radius::record_accounting(c, &events).await }))
+            .await
+    }
+
+    async fn close_stale_sessions(&self, nas_id: NasId, idle_since: Timestamp) -> Result<u64> {
+        self.db
+            .write(move |c| {
+                Box::pin(async move { radius::close_stale_sessions(c, nas_id, idle_since).await })
+            })
+            .await
+    }
+
+    async fn get_session(&self, id: SessionId) -> Result<Option<RadiusSession>> {
+        self.read(move |c| Box::pin(async move { radius::get_session(c, id).await }))
+            .await
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page,
+    ) -> Result<Vec<RadiusSession>> {
+        let filter = filter.clone();
+        self.read(move |c| Box::pin(async move { radius::list_sessions(c, &filter, page).await }))
+            .await
+    }
+
+    async fn set_session_policy(&self, id: SessionId, policy: &str, at: Timestamp) -> Result<()> {
+        let policy = policy.to_string();
+        self.db
+            .write(move |c| {
+                Box::pin(async move { radius::set_session_policy(c, id, &policy, at).await })
+            })
+            .await
+    }
+
+    async fn usage_hourly(
+        &self,
+        subscriber_id: SubscriberId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourlyUsage>> {
+        self.read(move |c| {
+            Box::pin(async move { radius::usage_hourly(c, subscriber_id, from, to).await })
+        })
+        .await
+    }
+
+    async fn directory_services(
+        &self,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> Result<Vec<DirectoryService>> {
+        self.read(move |c| {
+            Box::pin(async move { radius::directory_services(c, after, limit).await })
+        })
+        .await
+    }
+
+    async fn directory_services_by_id(&self, ids: &[ServiceId]) -> Result<Vec<DirectoryService>> {
+        let ids = ids.to_vec();
+        self.read(move |c| Box::pin(async move { radius::directory_services_by_id(c, &ids).await }))
+            .await
+    }
+
+    async fn directory_cursor(&self) -> Result<ChangeCursor> {
+        self.read(|c| Box::pin(async move { radius::directory_cursor(c).await }))
+            .await
+    }
+
+    async fn directory_changes(&self, after: ChangeCursor, limit: u32) -> Result<ChangeBatch> {
+        self.read(move |c| {
+            Box::pin(async move { radius::directory_changes(c, after, limit).await })
+        })
+        .await
     }
 }

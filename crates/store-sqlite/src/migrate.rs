@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "read_indexes",
         include_str!("../migrations/0008_read_indexes.sql"),
     ),
+    (9, "radius", include_str!("../migrations/0009_radius.sql")),
 ];
 
 /// Applies pending migrations on the writer's connection, all in one transaction.

@@ -163,6 +163,14 @@ macro_rules! conformance_suite {
             dunning_steps_passed_over_count_as_taken,
             subscriber_search_matches_phone_and_services,
             subscriber_search_pages_through_own_and_service_matches,
+            radius_accounting_start_interim_stop,
+            radius_usage_split_by_clock_hour,
+            radius_accounting_batch_isolates_a_failing_event,
+            radius_accounting_on_closes_the_nas_sessions,
+            radius_stale_sessions_close_and_reopen,
+            radius_sessions_list_filters_and_policy,
+            radius_directory_loads_services_with_terms,
+            radius_change_feed_reports_services_and_nas,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {
@@ -182,6 +190,9 @@ macro_rules! conformance_suite {
         )*
     };
 }
+
+mod radius;
+pub use radius::*;
 
 // Values ------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 pub mod conformance;
 mod error;
 pub mod ports;
+pub mod radius;
 pub mod rows;
 
 pub use ports::*;

@@ -2,6 +2,7 @@
 //! of them (what the use cases hold, as `Arc<dyn Store>`). Bring the areas you call into scope
 //! with `use lastmile_store::ports::*`.
 
+use crate::radius::{ChangeBatch, ChangeCursor, DirectoryService, SessionFilter};
 use crate::*;
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -18,6 +19,7 @@ use lastmile_domain::ids::*;
 use lastmile_domain::job::ProvisioningJob;
 use lastmile_domain::nas::Nas;
 use lastmile_domain::plan::{Plan, PlanVersion};
+use lastmile_domain::radius::{AccountingEvent, HourlyUsage, RadiusSession};
 use lastmile_domain::service::Service;
 use lastmile_domain::subscriber::Subscriber;
 use lastmile_domain::timeline::TimelineEvent;
@@ -324,6 +326,46 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// RADIUS: accounting into sessions and hourly usage, and what the RADIUS servers' in-memory
+/// directories load and follow.
+#[async_trait]
+pub trait RadiusStore: Send + Sync {
+    /// Records accounting events in one transaction (the accounting path's high-rate write):
+    /// each event on its own savepoint, so a failing one is rolled back alone. Returns each
+    /// event's outcome, in order; all of them are durable when this returns. Recording an
+    /// event again changes nothing (see `lastmile_domain::radius`). Accounting-On and -Off
+    /// close every open session of their NAS.
+    async fn record_accounting(&self, events: Vec<AccountingEvent>) -> Result<Vec<Result<()>>>;
+    /// Closes the NAS's open sessions last heard of before `idle_since` as stale (their
+    /// stop time is when they were last heard of). Returns how many.
+    async fn close_stale_sessions(&self, nas_id: NasId, idle_since: Timestamp) -> Result<u64>;
+    async fn get_session(&self, id: SessionId) -> Result<Option<RadiusSession>>;
+    /// Sessions in id (= start) order.
+    async fn list_sessions(&self, filter: &SessionFilter, page: Page)
+        -> Result<Vec<RadiusSession>>;
+    /// Records the policy (tier) the NAS acknowledged for a session, by CoA.
+    async fn set_session_policy(&self, id: SessionId, policy: &str, at: Timestamp) -> Result<()>;
+    /// A subscriber's hourly usage with `from <= hour_start < to`, by hour then service.
+    async fn usage_hourly(
+        &self,
+        subscriber_id: SubscriberId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourlyUsage>>;
+    /// Services that are not terminated, with their plan terms, in id order.
+    async fn directory_services(
+        &self,
+        after: Option<ServiceId>,
+        limit: u32,
+    ) -> Result<Vec<DirectoryService>>;
+    /// These services (terminated ones too), with their plan terms.
+    async fn directory_services_by_id(&self, ids: &[ServiceId]) -> Result<Vec<DirectoryService>>;
+    /// Where the change feed stands now: take it before a full load, then follow from it.
+    async fn directory_cursor(&self) -> Result<ChangeCursor>;
+    /// Changes after `after`, at most about `limit`. None is ever skipped; some may repeat.
+    async fn directory_changes(&self, after: ChangeCursor, limit: u32) -> Result<ChangeBatch>;
+}
+
 /// The whole store: every area, plus what belongs to none.
 #[async_trait]
 pub trait Store:
@@ -336,6 +378,7 @@ pub trait Store:
     + MoneyStore
     + AuditStore
     + IdempotencyStore
+    + RadiusStore
     + Send
     + Sync
     + 'static
