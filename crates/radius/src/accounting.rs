@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 use jiff::{SignedDuration, Timestamp};
 use lastmile_domain::ids::{NasId, ServiceId, SubscriberId};
+use lastmile_domain::radius::Octets;
 use lastmile_radius_codec::acct::{self, AcctStatusType, Counters};
 use lastmile_radius_codec::dict::dsl_forum;
 use lastmile_radius_codec::{AttrType, DecodeError, PacketRef};
@@ -49,11 +50,12 @@ pub struct AccountingRecord {
     /// Acct-Session-Time, seconds.
     pub session_time: Option<u32>,
     /// Octets the NAS received from the subscriber: the subscriber's **upload**
-    /// (Acct-Input-Octets + Acct-Input-Gigawords × 2³²). 0 when absent.
-    pub input_octets: u64,
+    /// (Acct-Input-Octets + Acct-Input-Gigawords × 2³²). `None` when absent: a Stop without
+    /// counters must not read as "0 bytes so far".
+    pub input_octets: Option<u64>,
     /// Octets the NAS sent to the subscriber: the subscriber's **download**
-    /// (Acct-Output-Octets + Acct-Output-Gigawords × 2³²). 0 when absent.
-    pub output_octets: u64,
+    /// (Acct-Output-Octets + Acct-Output-Gigawords × 2³²). `None` when absent.
+    pub output_octets: Option<u64>,
     /// Acct-Input-Packets (from the subscriber). 0 when absent.
     pub input_packets: u32,
     /// Acct-Output-Packets (to the subscriber). 0 when absent.
@@ -67,14 +69,23 @@ pub struct AccountingRecord {
 }
 
 impl AccountingRecord {
-    /// Octets sent to the subscriber (Acct-Output-*).
+    /// Octets sent to the subscriber (Acct-Output-*); 0 when absent.
     pub fn download(&self) -> u64 {
-        self.output_octets
+        self.output_octets.unwrap_or(0)
     }
 
-    /// Octets received from the subscriber (Acct-Input-*).
+    /// Octets received from the subscriber (Acct-Input-*); 0 when absent.
     pub fn upload(&self) -> u64 {
-        self.input_octets
+        self.input_octets.unwrap_or(0)
+    }
+
+    /// The session's cumulative octets from the subscriber's side, if the packet carried any
+    /// counter (a missing direction then counts as 0).
+    pub fn octets(&self) -> Option<Octets> {
+        (self.input_octets.is_some() || self.output_octets.is_some()).then(|| Octets {
+            download: self.download(),
+            upload: self.upload(),
+        })
     }
 }
 
@@ -155,8 +166,8 @@ impl AccountingRecord {
             calling_station_id: text(request, AttrType::CALLING_STATION_ID),
             nas_port_id: text(request, AttrType::NAS_PORT_ID),
             session_time: counters.session_time,
-            input_octets: counters.input_octets.unwrap_or(0),
-            output_octets: counters.output_octets.unwrap_or(0),
+            input_octets: counters.input_octets,
+            output_octets: counters.output_octets,
             input_packets: counters.input_packets.unwrap_or(0),
             output_packets: counters.output_packets.unwrap_or(0),
             terminate_cause: request.integer(AttrType::ACCT_TERMINATE_CAUSE)?,

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod accounting;
+pub mod backend;
 pub mod client;
 pub mod coa;
 pub mod decide;

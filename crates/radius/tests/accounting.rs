@@ -86,8 +86,8 @@ async fn start_interim_stop_with_gigawords_reach_the_sink_before_the_response() 
     let p = client::verify_reply(&reply, &bytes, SECRET, true).unwrap();
     assert_eq!(p.code(), Code::AccountingResponse);
     assert_eq!(rec.service_id, Some(alice.service_id));
-    assert_eq!(rec.input_octets, (1 << 32) + 1000);
-    assert_eq!(rec.output_octets, (5 << 32) + 7);
+    assert_eq!(rec.input_octets, Some((1 << 32) + 1000));
+    assert_eq!(rec.output_octets, Some((5 << 32) + 7));
     assert_eq!(
         rec.download(),
         (5 << 32) + 7,
@@ -110,7 +110,11 @@ async fn start_interim_stop_with_gigawords_reach_the_sink_before_the_response() 
     c.recv(WAIT).await.unwrap();
     assert_eq!(rec.status, AcctStatusType::Stop);
     assert_eq!(rec.terminate_cause, Some(1));
-    assert_eq!(rec.output_octets, 1 << 32);
+    assert_eq!(rec.output_octets, Some(1 << 32));
+    assert_eq!(
+        rec.input_octets, None,
+        "a direction the Stop did not carry stays unknown"
+    );
     assert_eq!(h.sessions.live_sessions(alice.service_id), 0);
     let metrics = h.metrics.clone();
     // Stopping waits for every accounting task, so the counters are final.
