@@ -154,6 +154,76 @@ fn err(e: lastmile_app::AppError) -> anyhow::Error {
     anyhow::Error::from(e)
 }
 
+/// The demo's own NAS: this machine, so `radtest` works against `lastmile demo` at once.
+pub const LOOPBACK_NAS_SECRET: &str = "demo-loopback-secret";
+/// A subscriber whose service logs in through the loopback NAS.
+pub const RADIUS_LOGIN: (&str, &str) = ("radtest@demo-isp", "radtest-password");
+
+/// Registers the loopback NAS and an active service for [`RADIUS_LOGIN`], dated now.
+async fn seed_radius_login(app: &App, actor: &Actor, plan: PlanId) -> Result<()> {
+    app.create_nas(
+        actor,
+        CreateNas {
+            name: "demo-loopback".into(),
+            ip: "127.0.0.1".into(),
+            secret: LOOPBACK_NAS_SECRET.into(),
+            vendor: VendorProfile::Mikrotik,
+            coa_port: None,
+            api_url: None,
+            api_username: None,
+            api_password: None,
+        },
+    )
+    .await
+    .map_err(err)?;
+    let sub = app
+        .create_subscriber(
+            actor,
+            CreateSubscriber {
+                number: None,
+                name: "Rita Radtest".into(),
+                email: None,
+                phone: None,
+                billing_address: None,
+                currency: "EUR".into(),
+                tax_zone: None,
+                dunning_policy: None,
+                billing_day: None,
+                custom_fields: None,
+            },
+        )
+        .await
+        .map_err(err)?;
+    let svc = app
+        .create_service(
+            actor,
+            CreateService {
+                subscriber_id: sub.id.0,
+                plan_id: plan.0,
+                access_kind: None,
+                username: Some(RADIUS_LOGIN.0.into()),
+                password: Some(RADIUS_LOGIN.1.into()),
+                mac_address: None,
+                circuit_id: None,
+                static_ip: None,
+                ip_pool: None,
+                nas_id: None,
+                service_address: None,
+            },
+        )
+        .await
+        .map_err(err)?;
+    app.service_action(
+        actor,
+        svc.id,
+        ServiceAction::Activate,
+        ServiceActionBody::default(),
+    )
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
 pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
     let existing = app
         .store
@@ -473,6 +543,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
             }
         }
     }
+    seed_radius_login(app, &actor, plan_ids[0]).await?;
     println!(
         "seeded {} plans, {} NAS and {subscribers} subscribers with {} days of history and daily billing runs",
         plan_ids.len(),

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod radius;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -133,6 +134,8 @@ struct ServeArgs {
     /// idempotent either way).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     billing_scheduler: bool,
+    #[command(flatten)]
+    radius: radius::RadiusArgs,
 }
 
 #[derive(Subcommand)]
@@ -359,6 +362,13 @@ async fn main() -> Result<()> {
                 "  curl -H 'Authorization: Bearer {token}' http://{}/api/v1/subscribers?limit=5\n",
                 args.http
             );
+            if let radius::Listen::On(auth) = args.radius.auth {
+                let (user, password) = demo::RADIUS_LOGIN;
+                let secret = demo::LOOPBACK_NAS_SECRET;
+                let port = auth.port();
+                println!("RADIUS: NAS 127.0.0.1 (secret {secret}), test login {user} / {password}");
+                println!("  radtest {user} {password} 127.0.0.1:{port} 0 {secret}\n");
+            }
             serve(app, args).await
         }
     }
@@ -568,6 +578,7 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
     });
     // Billing runs stop at their next batch boundary once shutdown begins (they resume).
     let app = app.with_stopping(stop_rx.clone());
+    let radius = radius::start(&app, &args.radius, stop_rx.clone()).await?;
     let workers = tokio::spawn(runner.run(stop_rx.clone()));
     let scheduler = args
         .billing_scheduler
@@ -588,6 +599,9 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
         .context("HTTP server")?;
     background.billing_runs_idle().await;
     workers.await.context("job runner")?;
+    if let Some(node) = radius {
+        node.wait().await;
+    }
     if let Some(s) = scheduler {
         s.await.context("billing scheduler")?;
     }

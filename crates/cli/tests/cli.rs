@@ -72,7 +72,15 @@ fn walkthrough(db: &str) {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
 
     let mut serve = lastmile(db, dir.path())
-        .args(["serve", "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -32,7 +32,15 @@ fn lastmile(db: &str, dir: &std::path::Path) -> Command {
 /// Starts `serve` on a free port; returns the child and its address.
 fn serve(db: &str, dir: &std::path::Path) -> (Child, String) {
     let mut child = lastmile(db, dir)
-        .args(["serve", "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -1,0 +1,224 @@
+//! Two `lastmile serve` processes on one database: a change made through one node's API is
+//! answered by the other node's RADIUS server within a second (each node's directory follows
+//! the store's change feed), on SQLite and on PostgreSQL.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lastmile_radius::client::{self, AccessRequest};
+use lastmile_radius_codec::Code;
+
+const SECRET: &str = "two-nodes-secret";
+
+fn lastmile(db: &str, dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lastmile"));
+    c.current_dir(dir)
+        .env("LASTMILE_DATABASE_URL", db)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("LASTMILE_SECRET_KEY");
+    c
+}
+
+/// One HTTP/1.1 exchange; returns the status and the body.
+fn http(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).expect("status");
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn post(addr: &str, path: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, text) = http(addr, "POST", path, token, &body.to_string());
+    assert!((200..300).contains(&status), "{path}: {status} {text}");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+struct Node {
+    child: Child,
+    http: String,
+    radius: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node(db: &str, dir: &std::path::Path) -> Node {
+    let mut child = lastmile(db, dir)
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "off",
+            "--billing-scheduler",
+            "false",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let (mut http, mut radius) = (None, None);
+    while http.is_none() || radius.is_none() {
+        let line = lines.next().expect("serve exited early").expect("a line");
+        let field = |name: &str| {
+            line.split(name)
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string)
+        };
+        if line.contains("RADIUS listening") {
+            radius = field("auth=");
+        } else if line.contains("serving") {
+            http = field("addr=");
+        }
+    }
+    // Keep reading so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Node {
+        child,
+        http: http.expect("http address"),
+        radius: radius.expect("radius address"),
+    }
+}
+
+/// An Access-Request for alice to `server`; the reply's code.
+fn access(sock: &UdpSocket, server: &str, id: u8) -> Option<Code> {
+    let mut buf = Vec::new();
+    // A fresh authenticator each time: a repeat would be answered from the retransmission
+    // cache, not decided anew.
+    let auth = client::random_authenticator().expect("random");
+    let req = AccessRequest::pap(id, auth, "alice", "alice-pw")
+        .encode(&mut buf, SECRET.as_bytes())
+        .expect("encode")
+        .to_vec();
+    sock.send_to(&req, server).expect("send");
+    let mut reply = [0u8; 4096];
+    let n = sock.recv(&mut reply).ok()?;
+    let p = client::verify_reply(reply.get(..n)?, &req, SECRET.as_bytes(), true).ok()?;
+    Some(p.code())
+}
+
+/// Asks again and again (each question waits for its answer) until the answer is `want`;
+/// returns how long that took after `since`.
+fn until(sock: &UdpSocket, server: &str, want: Code, since: Instant) -> Duration {
+    let mut id = 0u8;
+    while since.elapsed() < Duration::from_secs(10) {
+        if access(sock, server, id) == Some(want) {
+            return since.elapsed();
+        }
+        id = id.wrapping_add(1);
+    }
+    panic!("node never answered {want:?}");
+}
+
+fn two_nodes(db: &str) {
+    let dir = lastmile_testing::TempDir::new("radius-nodes");
+    let out = lastmile(db, dir.path())
+        .args(["token", "create", "--role", "admin", "--name", "test"])
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let a = node(db, dir.path());
+    let b = node(db, dir.path());
+
+    post(
+        &a.http,
+        "/api/v1/nas",
+        &token,
+        serde_json::json!({"name": "loopback", "ip": "127.0.0.1", "secret": SECRET, "vendor": "mikrotik"}),
+    );
+    let sub = post(
+        &a.http,
+        "/api/v1/subscribers",
+        &token,
+        serde_json::json!({"name": "Alice", "currency": "EUR"}),
+    );
+    let plan = post(
+        &a.http,
+        "/api/v1/plans",
+        &token,
+        serde_json::json!({"code": "HOME", "name": "Home", "terms": {
+            "download_kbps": 20000, "upload_kbps": 5000, "price_minor": 2000, "currency": "EUR"}}),
+    );
+    let svc = post(
+        &a.http,
+        "/api/v1/services",
+        &token,
+        serde_json::json!({"subscriber_id": sub["id"], "plan_id": plan["id"],
+            "username": "alice", "password": "alice-pw"}),
+    );
+    let id = svc["id"].as_str().expect("service id").to_string();
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // Short: until the NAS itself reaches node B's directory, B drops our packets unanswered.
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+
+    let t = Instant::now();
+    post(
+        &a.http,
+        &format!("/api/v1/services/{id}/activate"),
+        &token,
+        serde_json::json!({}),
+    );
+    let took = until(&sock, &b.radius, Code::AccessAccept, t);
+    assert!(
+        took <= Duration::from_secs(1),
+        "activation reached node B after {took:?}"
+    );
+
+    let t = Instant::now();
+    post(
+        &a.http,
+        &format!("/api/v1/services/{id}/suspend"),
+        &token,
+        serde_json::json!({}),
+    );
+    let took = until(&sock, &b.radius, Code::AccessReject, t);
+    assert!(
+        took <= Duration::from_secs(1),
+        "suspension reached node B after {took:?}"
+    );
+    // And node A, whose API made the change, agrees.
+    assert_eq!(access(&sock, &a.radius, 7), Some(Code::AccessReject));
+}
+
+#[test]
+fn sqlite_two_nodes_follow_one_database() {
+    let dir = lastmile_testing::TempDir::new("radius-nodes-db");
+    two_nodes(&format!("sqlite://{}", dir.path().join("isp.db").display()));
+}
+
+#[tokio::test]
+async fn postgres_two_nodes_follow_one_database() {
+    if let Some(url) = lastmile_testing::pg::database_url().await {
+        tokio::task::spawn_blocking(move || two_nodes(&url))
+            .await
+            .expect("test thread");
+    }
+}
