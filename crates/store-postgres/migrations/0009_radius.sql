@@ -33,8 +33,6 @@ CREATE INDEX radius_sessions_service_id_idx ON radius_sessions (service_id, id);
 CREATE INDEX radius_sessions_subscriber_id_idx ON radius_sessions (subscriber_id, id);
 CREATE INDEX radius_sessions_username_idx ON radius_sessions (username, id);
 CREATE INDEX radius_sessions_framed_ip_idx ON radius_sessions (framed_ip, id);
-CREATE INDEX radius_sessions_open_idx ON radius_sessions (nas_id, updated_at)
-    WHERE stopped_at IS NULL;
 
 CREATE TABLE usage_hourly (
     subscriber_id  uuid NOT NULL REFERENCES subscribers (id),

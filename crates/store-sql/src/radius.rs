@@ -10,25 +10,30 @@ use lastmile_store::radius::{
     self as r, octets_param, ChangeBatch, ChangeCursor, DirectoryService, SessionFilter,
 };
 
+/// Records every event, or fails as a whole at the first that fails (the caller's transaction
+/// is then rolled back): the fast path, without a savepoint per event.
+pub async fn record_accounting_all<C: Conn>(c: &mut C, events: &[AccountingEvent]) -> Result<()> {
+    for e in events {
+        record_one(c, e).await?;
+    }
+    Ok(())
+}
+
 /// Each event on its own savepoint: one that fails (a constraint, a concurrent insert of the
 /// same session on PostgreSQL) is rolled back alone and reported; the NAS retransmits it.
-pub async fn record_accounting<C: Conn>(
+/// The slow path, after [`record_accounting_all`] failed.
+pub async fn record_accounting_isolated<C: Conn>(
     c: &mut C,
     events: &[AccountingEvent],
 ) -> Result<Vec<Result<()>>> {
-    let isolate = events.len() > 1;
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        if isolate {
-            c.execute("SAVEPOINT accounting", &[]).await?;
-        }
+        c.execute("SAVEPOINT accounting", &[]).await?;
         let result = record_one(c, e).await;
-        if isolate {
-            if result.is_err() {
-                c.execute("ROLLBACK TO SAVEPOINT accounting", &[]).await?;
-            }
-            c.execute("RELEASE SAVEPOINT accounting", &[]).await?;
+        if result.is_err() {
+            c.execute("ROLLBACK TO SAVEPOINT accounting", &[]).await?;
         }
+        c.execute("RELEASE SAVEPOINT accounting", &[]).await?;
         out.push(result);
     }
     Ok(out)
@@ -78,6 +83,22 @@ const ADD_HOURLY_USAGE: &str = "INSERT INTO usage_hourly (subscriber_id, hour_st
          download_bytes = usage_hourly.download_bytes + excluded.download_bytes,
          upload_bytes = usage_hourly.upload_bytes + excluded.upload_bytes";
 
+/// What an Interim-Update changes: no indexed column, so the row alone is rewritten.
+const UPDATE_SESSION_COUNTERS: &str = "UPDATE radius_sessions SET updated_at = $2,
+         session_time = $3, download_bytes = $4, upload_bytes = $5, base_download = $6,
+         base_upload = $7
+     WHERE id = $1";
+
+/// `new` differs from `old` in its counters and times of update only.
+fn counters_only(old: &RadiusSession, new: &RadiusSession) -> bool {
+    let mut probe = new.clone();
+    probe.updated_at = old.updated_at;
+    probe.session_time = old.session_time;
+    probe.total = old.total;
+    probe.base = old.base;
+    probe == *old
+}
+
 fn session_params(s: &RadiusSession) -> [Param; 21] {
     [
         s.id.0.into(),
@@ -126,6 +147,18 @@ async fn record_one<C: Conn>(c: &mut C, e: &AccountingEvent) -> Result<()> {
     let (change, usage) = apply_accounting(latest.as_ref(), e, SessionId::generate());
     match change {
         SessionChange::Insert(s) => c.execute(INSERT_SESSION, &session_params(&s)).await?,
+        SessionChange::Update(s) if latest.as_ref().is_some_and(|old| counters_only(old, &s)) => {
+            let params = [
+                s.id.0.into(),
+                Param::at(s.updated_at),
+                s.session_time.into(),
+                octets_param(s.total.download).into(),
+                octets_param(s.total.upload).into(),
+                octets_param(s.base.download).into(),
+                octets_param(s.base.upload).into(),
+            ];
+            c.execute(UPDATE_SESSION_COUNTERS, &params).await?
+        }
         SessionChange::Update(s) => c.execute(UPDATE_SESSION, &session_params(&s)).await?,
         SessionChange::Ignore => return Ok(()),
     };

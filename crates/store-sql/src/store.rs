@@ -24,6 +24,7 @@ use lastmile_domain::timeline::TimelineEvent;
 use lastmile_store::radius::{ChangeBatch, ChangeCursor, DirectoryService, SessionFilter};
 use lastmile_store::*;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The store over the database `D`.
 #[derive(Clone)]
@@ -710,9 +711,29 @@ impl<D: Db> Store for SqlStore<D> {
 #[async_trait]
 impl<D: Db> RadiusStore for SqlStore<D> {
     async fn record_accounting(&self, events: Vec<AccountingEvent>) -> Result<Vec<Result<()>>> {
-        self.db
-            .write(move |c| Box::pin(async move { radius::record_accounting(c, &events).await }))
-            .await
+        // Optimistic: the whole batch in one go (a savepoint per event costs a fifth of the
+        // writer's time). Should one event fail, the batch is rolled back and recorded
+        // again with each event isolated, so that only the failing ones are refused.
+        let events = Arc::new(events);
+        let all = events.clone();
+        let n = events.len();
+        let first = self
+            .db
+            .write(move |c| Box::pin(async move { radius::record_accounting_all(c, &all).await }))
+            .await;
+        match first {
+            Ok(()) => Ok((0..n).map(|_| Ok(())).collect()),
+            Err(e) if n <= 1 => Ok(vec![Err(e)]),
+            Err(_) => {
+                self.db
+                    .write(move |c| {
+                        Box::pin(
+                            async move { radius::record_accounting_isolated(c, &events).await },
+                        )
+                    })
+                    .await
+            }
+        }
     }
 
     async fn close_stale_sessions(&self, nas_id: NasId, idle_since: Timestamp) -> Result<u64> {

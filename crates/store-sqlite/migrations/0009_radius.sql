@@ -26,6 +26,8 @@ CREATE TABLE radius_sessions (
     CONSTRAINT radius_sessions_end_check CHECK ((stopped_at IS NULL) = (end_reason IS NULL))
 ) STRICT;
 -- One open session per NAS and Acct-Session-Id; closed ones with the same id may follow.
+-- Also the open sessions of a NAS, for the stale sweep and Accounting-On. (No index has
+-- updated_at or the counters: an Interim-Update then rewrites the row alone, no index page.)
 CREATE UNIQUE INDEX radius_sessions_open_key ON radius_sessions (nas_id, acct_session_id)
     WHERE stopped_at IS NULL;
 CREATE INDEX radius_sessions_key_idx ON radius_sessions (nas_id, acct_session_id, started_at);
@@ -33,9 +35,6 @@ CREATE INDEX radius_sessions_service_id_idx ON radius_sessions (service_id, id);
 CREATE INDEX radius_sessions_subscriber_id_idx ON radius_sessions (subscriber_id, id);
 CREATE INDEX radius_sessions_username_idx ON radius_sessions (username, id);
 CREATE INDEX radius_sessions_framed_ip_idx ON radius_sessions (framed_ip, id);
--- The open sessions of a NAS by age: the stale sweep and Accounting-On.
-CREATE INDEX radius_sessions_open_idx ON radius_sessions (nas_id, updated_at)
-    WHERE stopped_at IS NULL;
 
 -- Octets per service and clock hour (UTC). Subscriber first: a subscriber's usage over a
 -- period is one range of the primary key.

@@ -125,9 +125,12 @@ fn open_writer(path: &Path) -> Result<Connection> {
     // into many indexes, whose pages then stay in memory between batches. The checkpointer
     // thread copies the WAL into the database file; the writer's own checkpoint (which would
     // stall every write behind a sync of the database file) is only a safety net, at ~400 MB.
+    // Savepoint journals (one per grouped request, one per accounting record) stay in memory:
+    // on disk each would be a temporary file created, written and deleted per transaction.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
          PRAGMA cache_size = -32768;

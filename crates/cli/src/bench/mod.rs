@@ -3,15 +3,18 @@
 //!   second run over the same date (nothing to do); invoices per second and the run's peak
 //!   memory;
 //! - `store`: the store's write path alone;
-//! - `api`: the latency of the read endpoints over HTTP on a seeded database.
+//! - `api`: the latency of the read endpoints over HTTP on a seeded database;
+//! - `radius`: Access-Requests and accounting over loopback against this process's server.
 
 mod api;
 mod billing;
 mod http_client;
+mod radius;
 mod store;
 
 pub use api::api;
 pub use billing::billing;
+pub use radius::{radius, Load as RadiusLoad, Phase as RadiusPhase};
 pub use store::store;
 
 /// Keeps the error's chain of causes (the store's database error under the use case's).
