@@ -336,10 +336,18 @@ pub enum SuspendedActionBody {
     },
     WalledGarden {
         #[serde(default)]
-        #[schema(max_length = 64, pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$", example = "unpaid")]
+        #[schema(
+            max_length = 64,
+            pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$",
+            example = "unpaid"
+        )]
         address_list: Option<String>,
         #[serde(default)]
-        #[schema(max_length = 64, pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$", example = "walled-garden")]
+        #[schema(
+            max_length = 64,
+            pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$",
+            example = "walled-garden"
+        )]
         pool: Option<String>,
     },
 }

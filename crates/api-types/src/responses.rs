@@ -1,13 +1,13 @@
 use crate::requests::FreeWindowBody;
+use crate::requests::SuspendedActionBody;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
-use crate::requests::SuspendedActionBody;
 use lastmile_domain::nas::{Nas, SuspendedAction, VendorProfile};
-use lastmile_domain::radius::{RadiusSession, SessionEnd};
 use lastmile_domain::plan::{
     BillingInterval, Burst, CapPolicy, FreeWindow, Plan, PlanStatus, PlanTerms, PlanVersion,
 };
+use lastmile_domain::radius::{RadiusSession, SessionEnd};
 use lastmile_domain::service::{AccessKind, Service, ServiceStatus, SuspensionCause};
 use lastmile_domain::subscriber::{Address, Subscriber, SubscriberStatus};
 use lastmile_domain::timeline::{EventKind, TimelineEvent};

@@ -39,7 +39,10 @@ fn coa_port(p: u16) -> Result<u16, String> {
 
 /// The suspended action of a request, checked: a walled garden names an address list or a
 /// pool (or it would be an Accept with nothing to redirect the subscriber).
-fn suspended_action(e: &mut ValidationErrors, body: &SuspendedActionBody) -> Option<SuspendedAction> {
+fn suspended_action(
+    e: &mut ValidationErrors,
+    body: &SuspendedActionBody,
+) -> Option<SuspendedAction> {
     match body {
         SuspendedActionBody::Reject { reply_message } => {
             let reply_message = match reply_message {
@@ -105,7 +108,9 @@ impl App {
             ),
         );
         let session_timeout = match req.session_timeout_secs {
-            Some(v) => e.check("session_timeout_secs", nas::session_timeout_secs(v)).map(Some),
+            Some(v) => e
+                .check("session_timeout_secs", nas::session_timeout_secs(v))
+                .map(Some),
             None => Some(None),
         };
         let suspended = match &req.suspended_action {
@@ -251,8 +256,7 @@ impl App {
             }
         }
         if let Some(v) = req.stale_session_multiplier {
-            if let Some(v) = e.check("stale_session_multiplier", nas::stale_session_multiplier(v))
-            {
+            if let Some(v) = e.check("stale_session_multiplier", nas::stale_session_multiplier(v)) {
                 n.stale_session_multiplier = v;
             }
         }

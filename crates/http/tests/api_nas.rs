@@ -684,9 +684,11 @@ async fn nas_radius_settings(t: TestApp) {
         .admin(
             "PATCH",
             &path(&id),
-            Some(json!({"session_timeout_secs": null, "interim_interval_secs": 600,
+            Some(
+                json!({"session_timeout_secs": null, "interim_interval_secs": 600,
                         "require_message_authenticator": true,
-                        "suspended_action": {"kind": "reject", "reply_message": "Please pay"}})),
+                        "suspended_action": {"kind": "reject", "reply_message": "Please pay"}}),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -716,14 +718,35 @@ async fn nas_radius_settings(t: TestApp) {
     // Bad values, on create and update, name the field.
     let long = "é".repeat(127); // 254 bytes
     for (extra, field) in [
-        (json!({"interim_interval_secs": 59}), "interim_interval_secs"),
-        (json!({"interim_interval_secs": 86401}), "interim_interval_secs"),
-        (json!({"interim_interval_secs": -1}), "interim_interval_secs"),
+        (
+            json!({"interim_interval_secs": 59}),
+            "interim_interval_secs",
+        ),
+        (
+            json!({"interim_interval_secs": 86401}),
+            "interim_interval_secs",
+        ),
+        (
+            json!({"interim_interval_secs": -1}),
+            "interim_interval_secs",
+        ),
         (json!({"session_timeout_secs": 59}), "session_timeout_secs"),
-        (json!({"session_timeout_secs": 2592001}), "session_timeout_secs"),
-        (json!({"stale_session_multiplier": 1}), "stale_session_multiplier"),
-        (json!({"stale_session_multiplier": 101}), "stale_session_multiplier"),
-        (json!({"require_message_authenticator": "yes"}), "require_message_authenticator"),
+        (
+            json!({"session_timeout_secs": 2592001}),
+            "session_timeout_secs",
+        ),
+        (
+            json!({"stale_session_multiplier": 1}),
+            "stale_session_multiplier",
+        ),
+        (
+            json!({"stale_session_multiplier": 101}),
+            "stale_session_multiplier",
+        ),
+        (
+            json!({"require_message_authenticator": "yes"}),
+            "require_message_authenticator",
+        ),
         (
             json!({"suspended_action": {"kind": "walled_garden"}}),
             "suspended_action",
@@ -744,7 +767,10 @@ async fn nas_radius_settings(t: TestApp) {
             json!({"suspended_action": {"kind": "reject", "reply_message": long}}),
             "suspended_action.reply_message",
         ),
-        (json!({"suspended_action": {"kind": "redirect"}}), "suspended_action.kind"),
+        (
+            json!({"suspended_action": {"kind": "redirect"}}),
+            "suspended_action.kind",
+        ),
         (
             json!({"suspended_action": {"kind": "reject", "pool": "p"}}),
             "suspended_action.pool",

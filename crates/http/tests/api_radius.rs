@@ -35,15 +35,19 @@ async fn services_simultaneous_use(t: TestApp) {
     let sub = t.subscriber("Jo").await;
     let plan = t.plan("P-1", 1000).await;
     let id = t.service(&sub, &plan, "jo@isp").await;
-    let r = t.admin("GET", &format!("/api/v1/services/{id}"), None).await;
+    let r = t
+        .admin("GET", &format!("/api/v1/services/{id}"), None)
+        .await;
     assert_eq!(r.body["simultaneous_use"], 1, "default");
 
     let r = t
         .admin(
             "POST",
             "/api/v1/services",
-            Some(json!({"subscriber_id": sub, "plan_id": plan, "username": "jo2@isp",
-                        "password": "pw", "simultaneous_use": 0})),
+            Some(
+                json!({"subscriber_id": sub, "plan_id": plan, "username": "jo2@isp",
+                        "password": "pw", "simultaneous_use": 0}),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -68,15 +72,22 @@ async fn services_simultaneous_use(t: TestApp) {
             .admin(
                 "POST",
                 "/api/v1/services",
-                Some(json!({"subscriber_id": sub, "plan_id": plan, "username": "jo3@isp",
-                            "password": "pw", "simultaneous_use": bad})),
+                Some(
+                    json!({"subscriber_id": sub, "plan_id": plan, "username": "jo3@isp",
+                            "password": "pw", "simultaneous_use": bad}),
+                ),
             )
             .await;
         assert_problem(&r, 422, "validation");
         assert_eq!(fields(&r), ["simultaneous_use"], "{bad}");
     }
     let r = t
-        .call("PATCH", &path, Some(Role::Readonly), Some(json!({"simultaneous_use": 2})))
+        .call(
+            "PATCH",
+            &path,
+            Some(Role::Readonly),
+            Some(json!({"simultaneous_use": 2})),
+        )
         .await;
     assert_problem(&r, 403, "forbidden");
     let audit = t
@@ -127,7 +138,12 @@ fn acct(
 
 async fn ids(t: &TestApp, query: &str) -> Vec<String> {
     let r = t
-        .call("GET", &format!("/api/v1/sessions{query}"), Some(Role::Readonly), None)
+        .call(
+            "GET",
+            &format!("/api/v1/sessions{query}"),
+            Some(Role::Readonly),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{query}: {:?}", r.body);
     r.body["items"]
@@ -177,7 +193,10 @@ async fn sessions_api(t: TestApp) {
     let mut of_a = ids(&t, &format!("?service_id={}", a.id.0)).await;
     of_a.sort();
     assert_eq!(of_a, ["s1", "s2"]);
-    assert_eq!(ids(&t, &format!("?subscriber_id={}", b.subscriber.0)).await, ["s3"]);
+    assert_eq!(
+        ids(&t, &format!("?subscriber_id={}", b.subscriber.0)).await,
+        ["s3"]
+    );
     let mut on_n2 = ids(&t, &format!("?nas_id={n2}")).await;
     on_n2.sort();
     assert_eq!(on_n2, ["s2", "s3"]);
@@ -186,14 +205,20 @@ async fn sessions_api(t: TestApp) {
     // Any spelling of an address finds its canonical form.
     assert_eq!(ids(&t, "?framed_ip=2001:0db8:0::0001").await, ["s2"]);
     assert_eq!(ids(&t, "?framed_ip=100.64.0.1&active=false").await, ["s1"]);
-    assert!(ids(&t, "?framed_ip=100.64.0.1&active=true").await.is_empty());
+    assert!(ids(&t, "?framed_ip=100.64.0.1&active=true")
+        .await
+        .is_empty());
 
     // Pagination as on every list.
     let r = t.admin("GET", "/api/v1/sessions?limit=2", None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
     let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
     let r = t
-        .admin("GET", &format!("/api/v1/sessions?limit=2&cursor={cursor}"), None)
+        .admin(
+            "GET",
+            &format!("/api/v1/sessions?limit=2&cursor={cursor}"),
+            None,
+        )
         .await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["next_cursor"], Value::Null);
@@ -205,7 +230,9 @@ async fn sessions_api(t: TestApp) {
         .body["items"][0]
         .clone();
     let id = s1["id"].as_str().unwrap();
-    let got = t.admin("GET", &format!("/api/v1/sessions/{id}"), None).await;
+    let got = t
+        .admin("GET", &format!("/api/v1/sessions/{id}"), None)
+        .await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body, s1);
     assert_eq!(s1["active"], false);
@@ -223,11 +250,18 @@ async fn sessions_api(t: TestApp) {
     assert_eq!(s1["nas_port_id"], "ether1");
     assert_eq!(s1["started_at"], "2026-02-02T02:40:00Z");
     assert_eq!(s1["stopped_at"], "2026-02-02T02:50:00Z");
-    assert!(s1.get("base_download").is_none(), "internal counters stay inside");
+    assert!(
+        s1.get("base_download").is_none(),
+        "internal counters stay inside"
+    );
 
     // Per service.
     let r = t
-        .admin("GET", &format!("/api/v1/services/{}/sessions?active=true", a.id.0), None)
+        .admin(
+            "GET",
+            &format!("/api/v1/services/{}/sessions?active=true", a.id.0),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let items = r.body["items"].as_array().unwrap();
@@ -309,7 +343,11 @@ async fn radius_rejects(t: TestApp) {
     assert_eq!(m.status, StatusCode::OK);
     let fresh = uuid::Uuid::now_v7();
     let r = with
-        .admin("GET", &format!("/api/v1/services/{fresh}/radius-rejects"), None)
+        .admin(
+            "GET",
+            &format!("/api/v1/services/{fresh}/radius-rejects"),
+            None,
+        )
         .await;
     assert_problem(&r, 404, "not-found");
 }

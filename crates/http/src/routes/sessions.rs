@@ -114,10 +114,7 @@ async fn service_sessions(
         active: q.active,
         ..SessionFilter::default()
     };
-    let items = st
-        .app
-        .service_sessions(ServiceId(id), filter, page)
-        .await?;
+    let items = st.app.service_sessions(ServiceId(id), filter, page).await?;
     Ok(axum::Json(pagination::body(
         items,
         limit,
