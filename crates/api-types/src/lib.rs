@@ -95,6 +95,16 @@ pub mod ints {
         d.deserialize_any(Int(PhantomData))
     }
 
+    /// For PATCH fields: absent (`None`), `null` (`Some(None)`) or an integer, as
+    /// `#[serde(default, deserialize_with = "crate::ints::nullable_int")]`.
+    pub fn nullable_int<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i64> + TryFrom<u64>,
+    {
+        opt_int(d).map(Some)
+    }
+
     /// For `#[serde(default, deserialize_with = "crate::ints::opt_int")]`.
     pub fn opt_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
     where

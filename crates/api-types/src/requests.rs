@@ -15,7 +15,7 @@ use lastmile_domain::nas::VendorProfile;
 use lastmile_domain::plan::{BillingInterval, Burst, CapPolicy};
 use lastmile_domain::service::AccessKind;
 use lastmile_domain::subscriber::Address;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -300,6 +300,56 @@ pub struct CreateNas {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
     )]
     pub api_password: Option<String>,
+    /// Drop Access-Requests without a Message-Authenticator (BlastRADIUS, CVE-2024-3596).
+    /// Default `true`; switch it off only for a NAS that cannot send the attribute.
+    pub require_message_authenticator: Option<bool>,
+    /// Acct-Interim-Interval sent in Accepts, seconds: 0 (send none) or 60 to 86400.
+    /// Default 300.
+    #[schema(minimum = 0, maximum = 86400, example = 300)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub interim_interval_secs: Option<u32>,
+    /// Session-Timeout sent in Accepts, seconds: 60 to 2592000 (30 days). Default none.
+    #[schema(minimum = 60, maximum = 2592000, example = 86400)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub session_timeout_secs: Option<u32>,
+    /// What a suspended service gets. Default `{"kind": "reject"}`.
+    pub suspended_action: Option<SuspendedActionBody>,
+    /// A session without an accounting update for this many interim intervals is closed as
+    /// stale: 2 to 100, default 3.
+    #[schema(minimum = 2, maximum = 100, example = 3)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub stale_session_multiplier: Option<u32>,
+}
+
+/// What a NAS gives a suspended service: `reject` (Access-Reject, with an optional
+/// Reply-Message of at most 253 bytes) or `walled_garden` (Access-Accept at the walled-garden
+/// rate into a MikroTik `address_list` and/or a Framed-Pool `pool`; at least one of the two;
+/// each 1 to 64 printable ASCII characters without spaces).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SuspendedActionBody {
+    Reject {
+        /// At most 253 bytes (UTF-8) without control characters; blank means none.
+        #[serde(default)]
+        #[schema(max_length = 253, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+        reply_message: Option<String>,
+    },
+    WalledGarden {
+        #[serde(default)]
+        #[schema(
+            max_length = 64,
+            pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$",
+            example = "unpaid"
+        )]
+        address_list: Option<String>,
+        #[serde(default)]
+        #[schema(
+            max_length = 64,
+            pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$",
+            example = "walled-garden"
+        )]
+        pool: Option<String>,
+    },
 }
 
 /// Partial update: absent fields are left alone, `null` clears an optional field. The rules
@@ -329,6 +379,19 @@ pub struct UpdateNas {
     #[serde(default, deserialize_with = "crate::nullable")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub api_password: Option<Option<String>>,
+    pub require_message_authenticator: Option<bool>,
+    #[schema(minimum = 0, maximum = 86400)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub interim_interval_secs: Option<u32>,
+    /// `null` removes the Session-Timeout.
+    #[schema(value_type = Option<u32>, minimum = 60, maximum = 2592000)]
+    #[serde(default, deserialize_with = "crate::ints::nullable_int")]
+    pub session_timeout_secs: Option<Option<u32>>,
+    /// Replaces the whole suspended action.
+    pub suspended_action: Option<SuspendedActionBody>,
+    #[schema(minimum = 2, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub stale_session_multiplier: Option<u32>,
 }
 
 /// A service. `pppoe` and `hotspot` need `username` and `password`; `ipoe` needs a
@@ -380,6 +443,21 @@ pub struct CreateService {
     pub nas_id: Option<Uuid>,
     #[schema(value_type = Option<AddressInput>)]
     pub service_address: Option<Address>,
+    /// Sessions the service may hold at once: 0 (no limit) to 1000. Default 1.
+    #[schema(minimum = 0, maximum = 1000, example = 1)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub simultaneous_use: Option<u32>,
+}
+
+/// Partial update of a service's settings (its status and plan change only through the
+/// service actions). Absent fields are left alone.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateService {
+    /// Sessions the service may hold at once: 0 (no limit) to 1000.
+    #[schema(minimum = 0, maximum = 1000, example = 2)]
+    #[serde(default, deserialize_with = "crate::ints::opt_int")]
+    pub simultaneous_use: Option<u32>,
 }
 
 /// Body of `activate`, `suspend`, `resume` and `terminate`; optional.

@@ -1,11 +1,13 @@
 use crate::requests::FreeWindowBody;
+use crate::requests::SuspendedActionBody;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
 use lastmile_domain::job::{JobStatus, ProvisioningJob};
-use lastmile_domain::nas::{Nas, VendorProfile};
+use lastmile_domain::nas::{Nas, SuspendedAction, VendorProfile};
 use lastmile_domain::plan::{
     BillingInterval, Burst, CapPolicy, FreeWindow, Plan, PlanStatus, PlanTerms, PlanVersion,
 };
+use lastmile_domain::radius::{RadiusSession, SessionEnd};
 use lastmile_domain::service::{AccessKind, Service, ServiceStatus, SuspensionCause};
 use lastmile_domain::subscriber::{Address, Subscriber, SubscriberStatus};
 use lastmile_domain::timeline::{EventKind, TimelineEvent};
@@ -179,6 +181,12 @@ pub struct NasResponse {
     pub api_url: Option<String>,
     pub api_username: Option<String>,
     pub has_api_password: bool,
+    pub require_message_authenticator: bool,
+    /// Seconds; 0: none sent.
+    pub interim_interval_secs: u32,
+    pub session_timeout_secs: Option<u32>,
+    pub suspended_action: SuspendedActionBody,
+    pub stale_session_multiplier: u32,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -197,9 +205,25 @@ impl From<Nas> for NasResponse {
             api_url: n.api_url,
             api_username: n.api_username,
             has_api_password: n.api_password_ciphertext.is_some(),
+            require_message_authenticator: n.require_message_authenticator,
+            interim_interval_secs: n.interim_interval_secs,
+            session_timeout_secs: n.session_timeout_secs,
+            suspended_action: n.suspended_action.into(),
+            stale_session_multiplier: n.stale_session_multiplier,
             created_at: n.created_at,
             updated_at: n.updated_at,
             revision: n.revision,
+        }
+    }
+}
+
+impl From<SuspendedAction> for SuspendedActionBody {
+    fn from(a: SuspendedAction) -> Self {
+        match a {
+            SuspendedAction::Reject { reply_message } => Self::Reject { reply_message },
+            SuspendedAction::WalledGarden { address_list, pool } => {
+                Self::WalledGarden { address_list, pool }
+            }
         }
     }
 }
@@ -222,6 +246,8 @@ pub struct ServiceResponse {
     pub static_ip: Option<String>,
     pub ip_pool: Option<String>,
     pub nas_id: Option<Uuid>,
+    /// Sessions allowed at once; 0: no limit.
+    pub simultaneous_use: u32,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -247,6 +273,7 @@ impl From<Service> for ServiceResponse {
             static_ip: s.static_ip.map(|ip| ip.to_string()),
             ip_pool: s.ip_pool,
             nas_id: s.nas_id.map(|n| n.0),
+            simultaneous_use: s.simultaneous_use,
             created_at: s.created_at,
             updated_at: s.updated_at,
             revision: s.revision,
@@ -881,4 +908,83 @@ impl BillingSettingsResponse {
             updated_at: s.updated_at,
         }
     }
+}
+
+/// A RADIUS session, from accounting. `active` while the NAS has not said it ended (and it
+/// was not closed as stale); octets are what the session used in total.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RadiusSessionResponse {
+    pub id: Uuid,
+    pub nas_id: Uuid,
+    /// Acct-Session-Id, unique per NAS among open sessions.
+    pub acct_session_id: String,
+    /// Absent when no service matched the login, MAC or circuit.
+    pub service_id: Option<Uuid>,
+    pub subscriber_id: Option<Uuid>,
+    pub username: Option<String>,
+    pub framed_ip: Option<String>,
+    pub calling_station_id: Option<String>,
+    pub nas_port_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    /// Event time of the latest accounting update that counted.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub stopped_at: Option<Timestamp>,
+    /// Why it ended: `stop`, `nas_restart` (Accounting-On/Off) or `stale`.
+    pub end_reason: Option<SessionEnd>,
+    /// Acct-Terminate-Cause (RFC 2866 §5.10), when the NAS sent one.
+    pub terminate_cause: Option<u32>,
+    /// Acct-Session-Time, seconds.
+    pub session_time: u32,
+    pub download_bytes: u64,
+    pub upload_bytes: u64,
+    /// The policy (tier) the NAS last acknowledged, and when.
+    pub accepted_policy: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub policy_updated_at: Option<Timestamp>,
+    pub active: bool,
+}
+
+impl From<RadiusSession> for RadiusSessionResponse {
+    fn from(s: RadiusSession) -> Self {
+        Self {
+            active: s.is_open(),
+            id: s.id.0,
+            nas_id: s.nas_id.0,
+            acct_session_id: s.acct_session_id,
+            service_id: s.service_id.map(|i| i.0),
+            subscriber_id: s.subscriber_id.map(|i| i.0),
+            username: s.username,
+            framed_ip: s.framed_ip.map(|ip| ip.to_string()),
+            calling_station_id: s.calling_station_id,
+            nas_port_id: s.nas_port_id,
+            started_at: s.started_at,
+            updated_at: s.updated_at,
+            stopped_at: s.stopped_at,
+            end_reason: s.end,
+            terminate_cause: s.terminate_cause,
+            session_time: s.session_time,
+            download_bytes: s.total.download,
+            upload_bytes: s.total.upload,
+            accepted_policy: s.accepted_policy,
+            policy_updated_at: s.policy_updated_at,
+        }
+    }
+}
+
+/// One Access-Reject of a service, as the RADIUS server of this node saw it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RadiusRejectResponse {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub nas_id: Uuid,
+    pub nas_name: String,
+    /// Why: `unknown_user`, `wrong_password`, `password_not_set`, `not_active_pending`,
+    /// `not_active_suspended`, `terminated`, `wrong_nas`, `simultaneous_use`,
+    /// `no_credentials`, `unsupported_method`, `malformed_request`.
+    pub reason: String,
+    /// The User-Name of the request, if it had one.
+    pub username: Option<String>,
 }

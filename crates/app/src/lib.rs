@@ -18,6 +18,7 @@ mod plans;
 mod retry;
 pub mod secrets;
 pub mod services;
+mod sessions;
 mod subscribers;
 pub mod tokens;
 

@@ -1,8 +1,8 @@
 use crate::{App, AppError, AppResult};
-use lastmile_api_types::{CreateNas, UpdateNas};
+use lastmile_api_types::{CreateNas, SuspendedActionBody, UpdateNas};
 use lastmile_domain::audit::{Actor, AuditEvent};
 use lastmile_domain::ids::NasId;
-use lastmile_domain::nas::{self, Nas};
+use lastmile_domain::nas::{self, Nas, SuspendedAction};
 use lastmile_domain::validate::{self, ValidationErrors};
 use lastmile_store::Page;
 use std::net::IpAddr;
@@ -37,6 +37,42 @@ fn coa_port(p: u16) -> Result<u16, String> {
     Ok(p)
 }
 
+/// The suspended action of a request, checked: a walled garden names an address list or a
+/// pool (or it would be an Accept with nothing to redirect the subscriber).
+fn suspended_action(
+    e: &mut ValidationErrors,
+    body: &SuspendedActionBody,
+) -> Option<SuspendedAction> {
+    match body {
+        SuspendedActionBody::Reject { reply_message } => {
+            let reply_message = match reply_message {
+                Some(m) => e.check("suspended_action.reply_message", nas::reply_message(m))?,
+                None => None,
+            };
+            Some(SuspendedAction::Reject { reply_message })
+        }
+        SuspendedActionBody::WalledGarden { address_list, pool } => {
+            let mut name = |field: &str, v: &Option<String>| match v {
+                Some(v) => e.check(field, nas::garden_name(v)),
+                None => Some(None),
+            };
+            let address_list = name("suspended_action.address_list", address_list);
+            let pool = name("suspended_action.pool", pool);
+            let (Some(address_list), Some(pool)) = (address_list, pool) else {
+                return None;
+            };
+            if address_list.is_none() && pool.is_none() {
+                e.add(
+                    "suspended_action",
+                    "a walled garden needs an address_list or a pool",
+                );
+                return None;
+            }
+            Some(SuspendedAction::WalledGarden { address_list, pool })
+        }
+    }
+}
+
 impl App {
     pub async fn create_nas(&self, actor: &Actor, req: CreateNas) -> AppResult<Nas> {
         let mut e = ValidationErrors::new();
@@ -64,8 +100,51 @@ impl App {
             }
             p => p.clone(),
         };
-        let (Some(name), Some(addr), Some(secret), Some(port), true) =
-            (name, addr, secret, port, e.is_empty())
+        let interim = e.check(
+            "interim_interval_secs",
+            nas::interim_interval_secs(
+                req.interim_interval_secs
+                    .unwrap_or(nas::DEFAULT_INTERIM_INTERVAL_SECS),
+            ),
+        );
+        let session_timeout = match req.session_timeout_secs {
+            Some(v) => e
+                .check("session_timeout_secs", nas::session_timeout_secs(v))
+                .map(Some),
+            None => Some(None),
+        };
+        let suspended = match &req.suspended_action {
+            Some(b) => suspended_action(&mut e, b),
+            None => Some(SuspendedAction::default()),
+        };
+        let stale = e.check(
+            "stale_session_multiplier",
+            nas::stale_session_multiplier(
+                req.stale_session_multiplier
+                    .unwrap_or(nas::DEFAULT_STALE_SESSION_MULTIPLIER),
+            ),
+        );
+        let (
+            Some(name),
+            Some(addr),
+            Some(secret),
+            Some(port),
+            Some(interim),
+            Some(session_timeout),
+            Some(suspended),
+            Some(stale),
+            true,
+        ) = (
+            name,
+            addr,
+            secret,
+            port,
+            interim,
+            session_timeout,
+            suspended,
+            stale,
+            e.is_empty(),
+        )
         else {
             return Err(e.into());
         };
@@ -80,6 +159,11 @@ impl App {
             api_url: url,
             api_username: user,
             api_password_ciphertext: pass.map(|p| self.secrets.encrypt(&p)).transpose()?,
+            require_message_authenticator: req.require_message_authenticator.unwrap_or(true),
+            interim_interval_secs: interim,
+            session_timeout_secs: session_timeout,
+            suspended_action: suspended,
+            stale_session_multiplier: stale,
             created_at: now,
             updated_at: now,
             revision: 1,
@@ -148,6 +232,33 @@ impl App {
                 }
                 Some(p) => Some(self.secrets.encrypt(p)?),
             };
+        }
+        if let Some(v) = req.require_message_authenticator {
+            n.require_message_authenticator = v;
+        }
+        if let Some(v) = req.interim_interval_secs {
+            if let Some(v) = e.check("interim_interval_secs", nas::interim_interval_secs(v)) {
+                n.interim_interval_secs = v;
+            }
+        }
+        match req.session_timeout_secs {
+            None => {}
+            Some(None) => n.session_timeout_secs = None,
+            Some(Some(v)) => {
+                if let Some(v) = e.check("session_timeout_secs", nas::session_timeout_secs(v)) {
+                    n.session_timeout_secs = Some(v);
+                }
+            }
+        }
+        if let Some(b) = &req.suspended_action {
+            if let Some(v) = suspended_action(&mut e, b) {
+                n.suspended_action = v;
+            }
+        }
+        if let Some(v) = req.stale_session_multiplier {
+            if let Some(v) = e.check("stale_session_multiplier", nas::stale_session_multiplier(v)) {
+                n.stale_session_multiplier = v;
+            }
         }
         e.into_result()?;
         if n == before {

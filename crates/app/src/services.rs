@@ -1,6 +1,6 @@
 use crate::retry::{optimistic, Attempt};
 use crate::{App, AppError, AppResult};
-use lastmile_api_types::{CreateService, ServiceActionBody};
+use lastmile_api_types::{CreateService, ServiceActionBody, UpdateService};
 use lastmile_domain::audit::{Actor, AuditEvent};
 use lastmile_domain::ids::{NasId, PlanId, ServiceEventId, ServiceId, SubscriberId};
 use lastmile_domain::job::{kinds, ProvisioningJob};
@@ -147,6 +147,13 @@ impl App {
                 e.add("password", "ipoe access has no password");
             }
         }
+        let simultaneous_use = e.check(
+            "simultaneous_use",
+            service::simultaneous_use(
+                req.simultaneous_use
+                    .unwrap_or(service::DEFAULT_SIMULTANEOUS_USE),
+            ),
+        );
         let service_address = crate::input::address(
             "service_address",
             &req.service_address.clone().unwrap_or_default(),
@@ -185,7 +192,9 @@ impl App {
             }
         }
         e.into_result()?;
-        let (Some(subscriber), Some(plan)) = (subscriber, plan) else {
+        let (Some(subscriber), Some(plan), Some(simultaneous_use)) =
+            (subscriber, plan, simultaneous_use)
+        else {
             return Err(AppError::Internal("validated references vanished".into()));
         };
         if subscriber.status == SubscriberStatus::Closed {
@@ -211,6 +220,7 @@ impl App {
             static_ip,
             ip_pool,
             nas_id: req.nas_id.map(NasId),
+            simultaneous_use,
             created_at: now,
             updated_at: now,
             revision: 1,
@@ -226,6 +236,50 @@ impl App {
             Some(&s),
         );
         self.store.insert_service(&s, &audit).await?;
+        Ok(s)
+    }
+
+    /// Changes a service's settings that live outside its timeline (`simultaneous_use`),
+    /// audited as `service.update`. Nothing to change writes nothing.
+    pub async fn update_service(
+        &self,
+        actor: &Actor,
+        id: ServiceId,
+        req: UpdateService,
+    ) -> AppResult<Service> {
+        let before = self.get_service(id).await?;
+        if before.status == ServiceStatus::Terminated {
+            return Err(AppError::invalid_state(
+                "a terminated service cannot change",
+                before.status,
+            ));
+        }
+        let mut s = before.clone();
+        let mut e = ValidationErrors::new();
+        if let Some(v) = req.simultaneous_use {
+            if let Some(v) = e.check("simultaneous_use", service::simultaneous_use(v)) {
+                s.simultaneous_use = v;
+            }
+        }
+        e.into_result()?;
+        if s == before {
+            return Ok(before);
+        }
+        s.updated_at = self.clock.now();
+        s.revision = before.revision + 1;
+        let audit = AuditEvent::new(
+            s.updated_at,
+            actor,
+            Some(s.subscriber_id),
+            "service",
+            id,
+            "service.update",
+            Some(&before),
+            Some(&s),
+        );
+        self.store
+            .update_service_settings(&s, before.revision, &audit)
+            .await?;
         Ok(s)
     }
 

@@ -140,10 +140,24 @@ pub struct Service {
     pub static_ip: Option<IpAddr>,
     pub ip_pool: Option<String>,
     pub nas_id: Option<NasId>,
+    /// Sessions allowed at once; 0 means no limit.
+    pub simultaneous_use: u32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Optimistic-concurrency revision, incremented on every write.
     pub revision: i64,
+}
+
+/// Sessions a service may hold at once when nothing else is said.
+pub const DEFAULT_SIMULTANEOUS_USE: u32 = 1;
+
+/// Simultaneous-Use: 0 (no limit) to 1000.
+pub fn simultaneous_use(v: u32) -> Result<u32, String> {
+    if v <= 1000 {
+        Ok(v)
+    } else {
+        Err("must be 0 (no limit) to 1000".into())
+    }
 }
 
 /// PPPoE/hotspot usernames: printable ASCII without spaces, 1 to 64 characters (what every

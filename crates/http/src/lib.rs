@@ -17,6 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use lastmile_app::App;
 use lastmile_domain::ids::BillingRunId;
+use lastmile_radius::RadiusMetrics;
 use metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,9 @@ pub struct AppState {
     pub billing_runs: Arc<Mutex<HashSet<BillingRunId>>>,
     /// Notified whenever a background billing run of this process stops.
     pub billing_run_stopped: Arc<tokio::sync::Notify>,
+    /// The RADIUS server of this process, if it runs one: its reject log answers
+    /// `GET /services/{id}/radius-rejects`.
+    pub radius: Option<Arc<RadiusMetrics>>,
 }
 
 impl AppState {
@@ -42,7 +46,16 @@ impl AppState {
             metrics,
             billing_runs: Arc::default(),
             billing_run_stopped: Arc::default(),
+            radius: None,
         }
+    }
+
+    /// Serves the last rejects of the RADIUS server running in this process and adds its
+    /// counters to `/metrics` (`lastmile_radius_requests_total`, `…_dropped_total`).
+    pub fn with_radius(mut self, metrics: Arc<RadiusMetrics>) -> Self {
+        self.metrics.register_radius(&metrics);
+        self.radius = Some(metrics);
+        self
     }
 
     /// Waits until this process no longer executes billing run `id` in the background
@@ -94,7 +107,7 @@ impl AppState {
     security(("bearer" = [])),
     tags(
         (name = "subscribers"), (name = "plans"), (name = "nas"), (name = "services"),
-        (name = "provisioning-jobs"), (name = "audit-events"), (name = "billing")
+        (name = "sessions"), (name = "provisioning-jobs"), (name = "audit-events"), (name = "billing")
     )
 )]
 struct ApiDoc;

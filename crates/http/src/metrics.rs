@@ -69,6 +69,12 @@ impl Metrics {
         })
     }
 
+    /// Adds the RADIUS server's counters to the registry.
+    pub fn register_radius(&self, radius: &Arc<lastmile_radius::RadiusMetrics>) {
+        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        radius.register(&mut reg);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());

@@ -80,13 +80,27 @@ async fn create_nas_hides_secrets(t: TestApp) {
             "created_at",
             "has_api_password",
             "id",
+            "interim_interval_secs",
             "ip",
             "name",
+            "require_message_authenticator",
             "revision",
+            "session_timeout_secs",
+            "stale_session_multiplier",
+            "suspended_action",
             "updated_at",
             "vendor"
         ]
     );
+    // The RADIUS defaults: BlastRADIUS hardening on, interim updates every 5 minutes.
+    assert_eq!(b["require_message_authenticator"], true);
+    assert_eq!(b["interim_interval_secs"], 300);
+    assert_eq!(b["session_timeout_secs"], Value::Null);
+    assert_eq!(
+        b["suspended_action"],
+        json!({"kind": "reject", "reply_message": null})
+    );
+    assert_eq!(b["stale_session_multiplier"], 3);
 
     // Everything given; IPv6 in canonical form.
     let r = t
@@ -630,7 +644,172 @@ async fn unknown_nas_ids_are_404(t: TestApp) {
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
 }
 
+/// `POST /nas` with `extra` merged into a valid body.
+async fn post_with(t: &TestApp, ip: &str, extra: Value) -> Resp {
+    let mut body = nas_body("r", ip);
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    t.admin("POST", "/api/v1/nas", Some(body)).await
+}
+
+async fn nas_radius_settings(t: TestApp) {
+    // Everything set on create, and read back by get and list.
+    let r = post_with(
+        &t,
+        "10.3.0.1",
+        json!({"require_message_authenticator": false, "interim_interval_secs": 0,
+               "session_timeout_secs": 86400, "stale_session_multiplier": 5,
+               "suspended_action": {"kind": "walled_garden", "address_list": " unpaid ",
+                                    "pool": "garden"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let b = &r.body;
+    assert_eq!(b["require_message_authenticator"], false);
+    assert_eq!(b["interim_interval_secs"], 0);
+    assert_eq!(b["session_timeout_secs"], 86400);
+    assert_eq!(b["stale_session_multiplier"], 5);
+    assert_eq!(
+        b["suspended_action"],
+        json!({"kind": "walled_garden", "address_list": "unpaid", "pool": "garden"})
+    );
+    let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(t.admin("GET", &path(&id), None).await.body, *b);
+    let list = t.admin("GET", "/api/v1/nas", None).await;
+    assert_eq!(list.body["items"][0], *b);
+
+    // Update: each setting alone; null removes the Session-Timeout.
+    let r = t
+        .admin(
+            "PATCH",
+            &path(&id),
+            Some(
+                json!({"session_timeout_secs": null, "interim_interval_secs": 600,
+                        "require_message_authenticator": true,
+                        "suspended_action": {"kind": "reject", "reply_message": "Please pay"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["session_timeout_secs"], Value::Null);
+    assert_eq!(r.body["interim_interval_secs"], 600);
+    assert_eq!(r.body["require_message_authenticator"], true);
+    assert_eq!(r.body["stale_session_multiplier"], 5, "left alone");
+    assert_eq!(
+        r.body["suspended_action"],
+        json!({"kind": "reject", "reply_message": "Please pay"})
+    );
+    assert_eq!(r.body["revision"], 2);
+    let got = t.admin("GET", &path(&id), None).await;
+    assert_eq!(got.body, r.body);
+
+    // Audited like every NAS change: the update keeps what changed.
+    let audit = t
+        .admin("GET", &format!("/api/v1/audit-events?entity_id={id}"), None)
+        .await;
+    let items = audit.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{items:?}");
+    let update = items.iter().find(|i| i["action"] == "nas.update").unwrap();
+    let text = update.to_string();
+    assert!(text.contains("interim_interval_secs"), "{text}");
+    assert!(text.contains("Please pay"), "{text}");
+
+    // Bad values, on create and update, name the field.
+    let long = "é".repeat(127); // 254 bytes
+    for (extra, field) in [
+        (
+            json!({"interim_interval_secs": 59}),
+            "interim_interval_secs",
+        ),
+        (
+            json!({"interim_interval_secs": 86401}),
+            "interim_interval_secs",
+        ),
+        (
+            json!({"interim_interval_secs": -1}),
+            "interim_interval_secs",
+        ),
+        (json!({"session_timeout_secs": 59}), "session_timeout_secs"),
+        (
+            json!({"session_timeout_secs": 2592001}),
+            "session_timeout_secs",
+        ),
+        (
+            json!({"stale_session_multiplier": 1}),
+            "stale_session_multiplier",
+        ),
+        (
+            json!({"stale_session_multiplier": 101}),
+            "stale_session_multiplier",
+        ),
+        (
+            json!({"require_message_authenticator": "yes"}),
+            "require_message_authenticator",
+        ),
+        (
+            json!({"suspended_action": {"kind": "walled_garden"}}),
+            "suspended_action",
+        ),
+        (
+            json!({"suspended_action": {"kind": "walled_garden", "pool": "  "}}),
+            "suspended_action",
+        ),
+        (
+            json!({"suspended_action": {"kind": "walled_garden", "pool": "a b"}}),
+            "suspended_action.pool",
+        ),
+        (
+            json!({"suspended_action": {"kind": "walled_garden", "address_list": "x".repeat(65)}}),
+            "suspended_action.address_list",
+        ),
+        (
+            json!({"suspended_action": {"kind": "reject", "reply_message": long}}),
+            "suspended_action.reply_message",
+        ),
+        (
+            json!({"suspended_action": {"kind": "redirect"}}),
+            "suspended_action.kind",
+        ),
+        (
+            json!({"suspended_action": {"kind": "reject", "pool": "p"}}),
+            "suspended_action.pool",
+        ),
+        (json!({"suspended_action": "reject"}), "suspended_action"),
+    ] {
+        let r = post_with(&t, "10.3.0.2", extra.clone()).await;
+        assert_problem(&r, 422, "validation");
+        assert_eq!(fields(&r), [field], "create {extra}");
+        let r = t.admin("PATCH", &path(&id), Some(extra.clone())).await;
+        assert_problem(&r, 422, "validation");
+        assert_eq!(fields(&r), [field], "update {extra}");
+    }
+    // The edges are accepted.
+    let r = post_with(
+        &t,
+        "10.3.0.3",
+        json!({"interim_interval_secs": 60, "session_timeout_secs": 60,
+               "stale_session_multiplier": 2,
+               "suspended_action": {"kind": "reject", "reply_message": "é".repeat(126)}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = post_with(
+        &t,
+        "10.3.0.4",
+        json!({"interim_interval_secs": 86400, "session_timeout_secs": 2592000,
+               "stale_session_multiplier": 100,
+               "suspended_action": {"kind": "walled_garden", "address_list": "x".repeat(64)}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["suspended_action"]["pool"], Value::Null);
+    let unchanged = t.admin("GET", &path(&id), None).await;
+    assert_eq!(unchanged.body["revision"], 2, "no refused update wrote");
+}
+
 on_both_backends!(
+    nas_radius_settings,
     create_nas_hides_secrets,
     create_nas_rejects_bad_input,
     get_and_list_nas,

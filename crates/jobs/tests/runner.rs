@@ -129,6 +129,7 @@ impl Fixture {
                     ip_pool: None,
                     nas_id: None,
                     service_address: None,
+                    simultaneous_use: None,
                 },
             )
             .await

@@ -199,6 +199,8 @@ pub struct RejectEvent {
     pub nas_id: NasId,
     /// Its name.
     pub nas_name: String,
+    /// The User-Name of the request, if it had one (a typo shows here).
+    pub username: Option<String>,
 }
 
 /// Rejects kept per service.
@@ -522,6 +524,7 @@ mod tests {
                     reason,
                     nas_id: nas,
                     nas_name: "core-1".into(),
+                    username: Some("jo@isp".into()),
                 },
             );
         }

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_read_indexes.sql"),
     ),
     (9, "radius", include_str!("../migrations/0009_radius.sql")),
+    (
+        10,
+        "radius_settings",
+        include_str!("../migrations/0010_radius_settings.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

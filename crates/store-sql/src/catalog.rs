@@ -573,13 +573,40 @@ pub async fn list_plan_versions<C: Conn>(c: &mut C, plan_id: PlanId) -> Result<V
 // NAS ---------------------------------------------------------------------------------------
 
 const INSERT_NAS: &str = "INSERT INTO nas (id, name, ip, secret_ciphertext, vendor, coa_port,
-         api_url, api_username, api_password_ciphertext, created_at, updated_at, revision)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+         api_url, api_username, api_password_ciphertext, created_at, updated_at, revision,
+         require_message_authenticator, interim_interval_secs, session_timeout_secs,
+         suspended_action, suspended_reply_message, suspended_address_list, suspended_pool,
+         stale_session_multiplier)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+         $19, $20)";
 
 const UPDATE_NAS: &str = "UPDATE nas SET name = $2, ip = $3, secret_ciphertext = $4,
          vendor = $5, coa_port = $6, api_url = $7, api_username = $8,
-         api_password_ciphertext = $9, updated_at = $10, revision = $11
+         api_password_ciphertext = $9, updated_at = $10, revision = $11,
+         require_message_authenticator = $13, interim_interval_secs = $14,
+         session_timeout_secs = $15, suspended_action = $16, suspended_reply_message = $17,
+         suspended_address_list = $18, suspended_pool = $19, stale_session_multiplier = $20
      WHERE id = $1 AND revision = $12";
+
+/// `$13` to `$20` of `INSERT_NAS` and `UPDATE_NAS`: the RADIUS settings.
+fn nas_radius_params(n: &Nas) -> [Param; 8] {
+    let (reply, list, pool) = match &n.suspended_action {
+        SuspendedAction::Reject { reply_message } => (reply_message.as_deref(), None, None),
+        SuspendedAction::WalledGarden { address_list, pool } => {
+            (None, address_list.as_deref(), pool.as_deref())
+        }
+    };
+    [
+        n.require_message_authenticator.into(),
+        n.interim_interval_secs.into(),
+        n.session_timeout_secs.into(),
+        n.suspended_action.kind().into(),
+        reply.into(),
+        list.into(),
+        pool.into(),
+        n.stale_session_multiplier.into(),
+    ]
+}
 
 const DELETE_NAS: &str = "DELETE FROM nas WHERE id = $1";
 
@@ -587,6 +614,7 @@ const GET_NAS: &str = "SELECT * FROM nas WHERE id = $1";
 
 pub async fn insert_nas<C: Conn>(c: &mut C, nas: &Nas, audit: &AuditEvent) -> Result<()> {
     let n = nas;
+    let [p13, p14, p15, p16, p17, p18, p19, p20] = nas_radius_params(n);
     c.execute(
         INSERT_NAS,
         &[
@@ -602,6 +630,14 @@ pub async fn insert_nas<C: Conn>(c: &mut C, nas: &Nas, audit: &AuditEvent) -> Re
             Param::at(n.created_at),
             Param::at(n.updated_at),
             n.revision.into(),
+            p13,
+            p14,
+            p15,
+            p16,
+            p17,
+            p18,
+            p19,
+            p20,
         ],
     )
     .await?;
@@ -615,6 +651,7 @@ pub async fn update_nas<C: Conn>(
     audit: &AuditEvent,
 ) -> Result<()> {
     let n = nas;
+    let [p13, p14, p15, p16, p17, p18, p19, p20] = nas_radius_params(n);
     let done = c
         .execute(
             UPDATE_NAS,
@@ -631,6 +668,14 @@ pub async fn update_nas<C: Conn>(
                 Param::at(n.updated_at),
                 n.revision.into(),
                 expected_revision.into(),
+                p13,
+                p14,
+                p15,
+                p16,
+                p17,
+                p18,
+                p19,
+                p20,
             ],
         )
         .await?;

@@ -22,9 +22,33 @@ pub async fn next_counter<C: Conn>(c: &mut C, name: &str) -> Result<i64> {
 const INSERT_SERVICE: &str = "INSERT INTO services (id, subscriber_id, plan_id, plan_version_id,
          initial_plan_id, initial_plan_version_id, status, suspension_cause, service_address,
          access_kind, username, password_ciphertext, mac_address, circuit_id, static_ip,
-         ip_pool, nas_id, created_at, updated_at, revision)
+         ip_pool, nas_id, created_at, updated_at, revision, simultaneous_use)
      VALUES ($1, $2, $3, $4, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-         $18)";
+         $18, $19)";
+
+pub async fn update_service_settings<C: Conn>(
+    c: &mut C,
+    service: &Service,
+    expected_revision: i64,
+    audit: &AuditEvent,
+) -> Result<()> {
+    let s = service;
+    let done = c
+        .execute(
+            "UPDATE services SET simultaneous_use = $2, updated_at = $3, revision = $4
+             WHERE id = $1 AND revision = $5",
+            &[
+                s.id.0.into(),
+                s.simultaneous_use.into(),
+                Param::at(s.updated_at),
+                s.revision.into(),
+                expected_revision.into(),
+            ],
+        )
+        .await?;
+    expect_one(done, "service")?;
+    insert_audit(c, audit).await
+}
 
 pub async fn insert_service<C: Conn>(
     c: &mut C,
@@ -54,6 +78,7 @@ pub async fn insert_service<C: Conn>(
             Param::at(s.created_at),
             Param::at(s.updated_at),
             s.revision.into(),
+            s.simultaneous_use.into(),
         ],
     )
     .await?;

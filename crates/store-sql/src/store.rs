@@ -231,6 +231,22 @@ impl<D: Db> ServiceStore for SqlStore<D> {
         .await
     }
 
+    async fn update_service_settings(
+        &self,
+        service: &Service,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let service = service.clone();
+        let audit = audit.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                services::update_service_settings(c, &service, expected_revision, &audit).await
+            })
+        })
+        .await
+    }
+
     async fn get_service(&self, id: ServiceId) -> Result<Option<Service>> {
         self.read(move |c| Box::pin(async move { services::get_service(c, id).await }))
             .await

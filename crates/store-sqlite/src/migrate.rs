@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_read_indexes.sql"),
     ),
     (9, "radius", include_str!("../migrations/0009_radius.sql")),
+    (
+        10,
+        "radius_settings",
+        include_str!("../migrations/0010_radius_settings.sql"),
+    ),
 ];
 
 /// Applies pending migrations on the writer's connection, all in one transaction.

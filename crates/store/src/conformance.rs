@@ -415,6 +415,11 @@ fn nas(ip: IpAddr) -> Nas {
         api_url: Some("https://192.0.2.1/rest".into()),
         api_username: Some("lastmile".into()),
         api_password_ciphertext: Some(vec![9, 8, 7, 0, 255]),
+        require_message_authenticator: true,
+        interim_interval_secs: 300,
+        session_timeout_secs: None,
+        suspended_action: Default::default(),
+        stale_session_multiplier: 3,
         created_at: t0(),
         updated_at: t0(),
         revision: 1,
@@ -453,6 +458,7 @@ fn service(sub: &Subscriber, plan: &Plan, nas: Option<&Nas>) -> Service {
         static_ip: None,
         ip_pool: Some("residential".into()),
         nas_id: nas.map(|n| n.id),
+        simultaneous_use: 1,
         created_at: t0(),
         updated_at: t0(),
         revision: 1,
@@ -1386,6 +1392,15 @@ pub async fn nas_insert_update_delete(store: Arc<dyn Store>) {
     n2.api_url = None;
     n2.api_username = None;
     n2.api_password_ciphertext = None;
+    // Every RADIUS setting round-trips, the suspended action's fields included.
+    n2.require_message_authenticator = false;
+    n2.interim_interval_secs = 0;
+    n2.session_timeout_secs = Some(2_592_000);
+    n2.suspended_action = lastmile_domain::nas::SuspendedAction::WalledGarden {
+        address_list: Some("unpaid".into()),
+        pool: None,
+    };
+    n2.stale_session_multiplier = 100;
     n2.updated_at = t(30);
     n2.revision = 2;
     store

@@ -93,6 +93,14 @@ pub trait ServiceStore: Send + Sync {
     // Services and their timeline.
 
     async fn insert_service(&self, service: &Service, audit: &AuditEvent) -> Result<()>;
+    /// Writes a service's settings outside its timeline (`simultaneous_use`); status and plan
+    /// change only through `record_service_change`. `Stale` if the revision moved on.
+    async fn update_service_settings(
+        &self,
+        service: &Service,
+        expected_revision: i64,
+        audit: &AuditEvent,
+    ) -> Result<()>;
     async fn get_service(&self, id: ServiceId) -> Result<Option<Service>>;
     async fn list_services(&self, filter: &ServiceFilter, page: Page) -> Result<Vec<Service>>;
     /// The plan the service was created with: the start of its timeline.

@@ -14,7 +14,7 @@ use lastmile_domain::audit::{Actor, AuditEvent};
 use lastmile_domain::auth::Operator;
 use lastmile_domain::ids::*;
 use lastmile_domain::job::ProvisioningJob;
-use lastmile_domain::nas::Nas;
+use lastmile_domain::nas::{Nas, SuspendedAction};
 use lastmile_domain::plan::{Plan, PlanTerms, PlanVersion};
 use lastmile_domain::service::Service;
 use lastmile_domain::subscriber::{BillingDay, Subscriber, SubscriberNumber};
@@ -204,10 +204,32 @@ pub fn nas(r: &impl RowGet) -> Result<Nas> {
         api_url: r.opt_text("api_url")?,
         api_username: r.opt_text("api_username")?,
         api_password_ciphertext: r.opt_bytes("api_password_ciphertext")?,
+        require_message_authenticator: r.bool("require_message_authenticator")?,
+        interim_interval_secs: u32_col(r, "interim_interval_secs")?,
+        session_timeout_secs: r
+            .opt_i64("session_timeout_secs")?
+            .map(|v| u32::try_from(v).map_err(StoreError::corrupt))
+            .transpose()?,
+        suspended_action: suspended_action(r)?,
+        stale_session_multiplier: u32_col(r, "stale_session_multiplier")?,
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
         revision: r.i64("revision")?,
     })
+}
+
+/// `suspended_action` and its `suspended_*` columns.
+fn suspended_action(r: &impl RowGet) -> Result<SuspendedAction> {
+    match r.text("suspended_action")?.as_str() {
+        "reject" => Ok(SuspendedAction::Reject {
+            reply_message: r.opt_text("suspended_reply_message")?,
+        }),
+        "walled_garden" => Ok(SuspendedAction::WalledGarden {
+            address_list: r.opt_text("suspended_address_list")?,
+            pool: r.opt_text("suspended_pool")?,
+        }),
+        o => Err(StoreError::corrupt(format!("suspended_action `{o}`"))),
+    }
 }
 
 pub fn service(r: &impl RowGet) -> Result<Service> {
@@ -227,6 +249,7 @@ pub fn service(r: &impl RowGet) -> Result<Service> {
         static_ip: r.opt_parsed("static_ip")?,
         ip_pool: r.opt_text("ip_pool")?,
         nas_id: r.opt_uuid("nas_id")?.map(NasId),
+        simultaneous_use: u32_col(r, "simultaneous_use")?,
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
         revision: r.i64("revision")?,

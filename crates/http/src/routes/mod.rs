@@ -5,6 +5,7 @@ mod money;
 mod nas;
 mod plans;
 mod services;
+mod sessions;
 mod subscribers;
 
 use crate::AppState;
@@ -16,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(plans::router())
         .merge(nas::router())
         .merge(services::router())
+        .merge(sessions::router())
         .merge(jobs::router())
         .merge(audit::router())
         .merge(billing::router())

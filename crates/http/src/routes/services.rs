@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use lastmile_api_types::{
     ChangePlanBody, CreateService, Page, Problem, ProvisioningJobResponse, ServiceActionBody,
-    ServiceChangeResponse, ServiceResponse, TimelineEventResponse,
+    ServiceChangeResponse, ServiceResponse, TimelineEventResponse, UpdateService,
 };
 use lastmile_app::services::{ServiceAction, ServiceChangeOutcome};
 use lastmile_domain::ids::{NasId, PlanId, ServiceId, SubscriberId};
@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(get))
+        .routes(routes!(get, update))
         .routes(routes!(timeline))
         .routes(routes!(activate))
         .routes(routes!(change_plan))
@@ -93,6 +93,26 @@ async fn get(
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<ServiceResponse>> {
     Ok(axum::Json(st.app.get_service(ServiceId(id)).await?.into()))
+}
+
+/// Change a service's settings outside its timeline (partial): `simultaneous_use`. Status
+/// and plan change through the actions below.
+#[utoipa::path(patch, operation_id = "update_service", path = "/services/{id}", tag = "services", params(("id" = uuid::Uuid, Path)),
+    request_body = UpdateService,
+    responses((status = 200, body = ServiceResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn update(
+    State(st): State<AppState>,
+    caller: Caller<perm::WriteServices>,
+    IdPath(id): IdPath,
+    Json(body): Json<UpdateService>,
+) -> ApiResult<axum::Json<ServiceResponse>> {
+    Ok(axum::Json(
+        st.app
+            .update_service(&caller.actor, ServiceId(id), body)
+            .await?
+            .into(),
+    ))
 }
 
 /// The service's timeline, in recording order.

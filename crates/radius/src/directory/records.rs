@@ -6,7 +6,10 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use lastmile_domain::ids::{NasId, ServiceId, SubscriberId};
-use lastmile_domain::nas::{Nas, VendorProfile};
+pub use lastmile_domain::nas::SuspendedAction;
+use lastmile_domain::nas::{
+    Nas, VendorProfile, DEFAULT_INTERIM_INTERVAL_SECS, DEFAULT_STALE_SESSION_MULTIPLIER,
+};
 use lastmile_domain::plan::{Burst, PlanTerms};
 use lastmile_domain::service::{AccessKind, Service, ServiceStatus};
 
@@ -15,34 +18,7 @@ use crate::mac::MacAddr;
 /// RFC 5176's default CoA port.
 pub const DEFAULT_COA_PORT: u16 = 3799;
 /// Acct-Interim-Interval sent when the NAS entry says nothing else: five minutes.
-pub const DEFAULT_INTERIM_INTERVAL: u32 = 300;
-
-/// What a NAS does with a suspended service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SuspendedAction {
-    /// Access-Reject, with this Reply-Message if set (PPPoE clients show it).
-    Reject {
-        /// Shown to the subscriber by some clients.
-        reply_message: Option<String>,
-    },
-    /// Access-Accept into the walled garden at [`Tier::walled_garden`]: the session joins
-    /// `address_list` (MikroTik firewall address list; other vendors ignore it) and takes its
-    /// address from `pool` (Framed-Pool) when set.
-    WalledGarden {
-        /// MikroTik address list the firewall redirects to the payment portal.
-        address_list: Option<String>,
-        /// Pool of walled-garden addresses; replaces the service's own addressing.
-        pool: Option<String>,
-    },
-}
-
-impl Default for SuspendedAction {
-    fn default() -> Self {
-        SuspendedAction::Reject {
-            reply_message: None,
-        }
-    }
-}
+pub const DEFAULT_INTERIM_INTERVAL: u32 = DEFAULT_INTERIM_INTERVAL_SECS;
 
 /// One NAS as the server knows it, found by the source IP of its packets.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,11 +44,13 @@ pub struct NasEntry {
     pub suspended: SuspendedAction,
     /// Session-Timeout in every Accept, seconds.
     pub session_timeout: Option<u32>,
+    /// Interim intervals without accounting after which a session counts as stale.
+    pub stale_session_multiplier: u32,
 }
 
 impl NasEntry {
     /// An entry with the defaults: Message-Authenticator required, interim updates every
-    /// 300 s, suspended services rejected, no Session-Timeout.
+    /// 300 s, suspended services rejected, no Session-Timeout, stale after three intervals.
     pub fn new(
         id: NasId,
         name: impl Into<String>,
@@ -91,14 +69,24 @@ impl NasEntry {
             interim_interval: DEFAULT_INTERIM_INTERVAL,
             suspended: SuspendedAction::default(),
             session_timeout: None,
+            stale_session_multiplier: DEFAULT_STALE_SESSION_MULTIPLIER,
         }
     }
 
-    /// The entry for a catalogue `Nas`, given its decrypted secret, with the defaults above.
+    /// The entry for a catalogue `Nas`, given its decrypted secret, with its RADIUS settings.
     pub fn from_nas(nas: &Nas, secret: impl Into<Vec<u8>>) -> Self {
         NasEntry {
+            id: nas.id,
+            name: nas.name.clone(),
+            ip: nas.ip,
+            secret: secret.into(),
+            vendor: nas.vendor,
             coa_port: nas.coa_port,
-            ..NasEntry::new(nas.id, nas.name.clone(), nas.ip, secret, nas.vendor)
+            require_message_authenticator: nas.require_message_authenticator,
+            interim_interval: nas.interim_interval_secs,
+            suspended: nas.suspended_action.clone(),
+            session_timeout: nas.session_timeout_secs,
+            stale_session_multiplier: nas.stale_session_multiplier,
         }
     }
 }
@@ -119,6 +107,7 @@ impl fmt::Debug for NasEntry {
             .field("interim_interval", &self.interim_interval)
             .field("suspended", &self.suspended)
             .field("session_timeout", &self.session_timeout)
+            .field("stale_session_multiplier", &self.stale_session_multiplier)
             .finish()
     }
 }
@@ -198,8 +187,7 @@ pub struct AuthRecord {
 }
 
 impl AuthRecord {
-    /// The record of `service`, given its decrypted password and its plan's tier; one session
-    /// at a time. A MAC the domain would not have stored is ignored.
+    /// The record of `service`, given its decrypted password and its plan's tier. A MAC the domain would not have stored is ignored.
     pub fn from_service(service: &Service, password: Option<String>, tier: Tier) -> Self {
         AuthRecord {
             service_id: service.id,
@@ -217,7 +205,7 @@ impl AuthRecord {
             ip_pool: service.ip_pool.clone(),
             nas_id: service.nas_id,
             tier,
-            simultaneous_use: 1,
+            simultaneous_use: service.simultaneous_use,
         }
     }
 }
@@ -260,5 +248,91 @@ mod tests {
         assert!(nas.require_message_authenticator);
         assert_eq!(nas.interim_interval, 300);
         assert_eq!(nas.coa_port, 3799);
+        assert_eq!(nas.stale_session_multiplier, 3);
+    }
+
+    fn catalogue_nas() -> Nas {
+        Nas {
+            id: NasId::generate(),
+            name: "edge-7".into(),
+            ip: IpAddr::from([10, 0, 0, 7]),
+            secret_ciphertext: vec![1, 2, 3],
+            vendor: VendorProfile::Cisco,
+            coa_port: 1700,
+            api_url: None,
+            api_username: None,
+            api_password_ciphertext: None,
+            require_message_authenticator: false,
+            interim_interval_secs: 0,
+            session_timeout_secs: Some(86_400),
+            suspended_action: SuspendedAction::WalledGarden {
+                address_list: Some("unpaid".into()),
+                pool: Some("garden".into()),
+            },
+            stale_session_multiplier: 5,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn from_nas_takes_every_setting() {
+        let n = catalogue_nas();
+        let e = NasEntry::from_nas(&n, b"clear".to_vec());
+        assert_eq!(e.id, n.id);
+        assert_eq!(e.name, "edge-7");
+        assert_eq!(e.ip, n.ip);
+        assert_eq!(e.secret, b"clear");
+        assert_eq!(e.vendor, VendorProfile::Cisco);
+        assert_eq!(e.coa_port, 1700);
+        assert!(!e.require_message_authenticator);
+        assert_eq!(e.interim_interval, 0);
+        assert_eq!(e.session_timeout, Some(86_400));
+        assert_eq!(e.suspended, n.suspended_action);
+        assert_eq!(e.stale_session_multiplier, 5);
+    }
+
+    #[test]
+    fn from_service_takes_simultaneous_use() {
+        use lastmile_domain::ids::{PlanId, PlanVersionId};
+        use lastmile_domain::subscriber::Address;
+        let s = Service {
+            id: ServiceId::generate(),
+            subscriber_id: SubscriberId::generate(),
+            plan_id: PlanId::generate(),
+            plan_version_id: PlanVersionId::generate(),
+            status: ServiceStatus::Active,
+            suspension_cause: None,
+            service_address: Address::default(),
+            access_kind: AccessKind::Pppoe,
+            username: Some("jo@isp".into()),
+            password_ciphertext: None,
+            mac_address: Some("AA:BB:CC:00:11:22".into()),
+            circuit_id: None,
+            static_ip: None,
+            ip_pool: None,
+            nas_id: None,
+            simultaneous_use: 0,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+            revision: 1,
+        };
+        let tier = Tier {
+            download_kbps: 1000,
+            upload_kbps: 500,
+            burst: None,
+            policy_name: "P".into(),
+        };
+        let r = AuthRecord::from_service(&s, Some("pw".into()), tier);
+        assert_eq!(r.simultaneous_use, 0, "0 = unlimited, from the service");
+        assert_eq!(r.username.as_deref(), Some("jo@isp"));
+        assert!(r.mac.is_some());
+        let limited = Service {
+            simultaneous_use: 4,
+            ..s
+        };
+        let r = AuthRecord::from_service(&limited, None, r.tier);
+        assert_eq!(r.simultaneous_use, 4);
     }
 }

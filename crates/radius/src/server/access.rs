@@ -172,6 +172,9 @@ impl<A: AccountingSink, S: SessionCounter> Shared<A, S> {
                         reason: r.reason,
                         nas_id: nas.id,
                         nas_name: nas.name.clone(),
+                        username: packet
+                            .get(AttrType::USER_NAME)
+                            .map(|u| String::from_utf8_lossy(u).into_owned()),
                     },
                 );
             }
