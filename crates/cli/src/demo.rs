@@ -172,6 +172,11 @@ async fn seed_radius_login(app: &App, actor: &Actor, plan: PlanId) -> Result<()>
             api_url: None,
             api_username: None,
             api_password: None,
+            require_message_authenticator: None,
+            interim_interval_secs: None,
+            session_timeout_secs: None,
+            suspended_action: None,
+            stale_session_multiplier: None,
         },
     )
     .await
@@ -209,6 +214,7 @@ async fn seed_radius_login(app: &App, actor: &Actor, plan: PlanId) -> Result<()>
                 ip_pool: None,
                 nas_id: None,
                 service_address: None,
+                simultaneous_use: None,
             },
         )
         .await
@@ -350,6 +356,11 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                     api_url: None,
                     api_username: None,
                     api_password: None,
+                    require_message_authenticator: None,
+                    interim_interval_secs: None,
+                    session_timeout_secs: None,
+                    suspended_action: None,
+                    stale_session_multiplier: None,
                 },
             )
             .await
@@ -480,6 +491,7 @@ pub async fn seed(app: &App, subscribers: usize) -> Result<()> {
                             ip_pool: (i % 10 != 0).then(|| "residential".to_string()),
                             nas_id: Some(nas_ids[i % nas_ids.len()]),
                             service_address: Some(address),
+                            simultaneous_use: None,
                         },
                     )
                     .await

@@ -150,6 +150,7 @@ async fn one_subscriber_runs_and_dunning_through_the_binary() {
                     ip_pool: None,
                     nas_id: None,
                     service_address: None,
+                    simultaneous_use: None,
                 },
             )
             .await

@@ -211,6 +211,7 @@ async fn seed(store: Arc<dyn Store>) {
                     ip_pool: None,
                     nas_id: None,
                     service_address: None,
+                    simultaneous_use: None,
                 },
             )
             .await,

@@ -232,6 +232,11 @@ async fn seed_api(app: &App, subscribers: usize, workers: usize) -> Result<()> {
                     api_url: None,
                     api_username: None,
                     api_password: None,
+                    require_message_authenticator: None,
+                    interim_interval_secs: None,
+                    session_timeout_secs: None,
+                    suspended_action: None,
+                    stale_session_multiplier: None,
                 },
             )
             .await
@@ -283,6 +288,7 @@ async fn seed_api(app: &App, subscribers: usize, workers: usize) -> Result<()> {
                                 ip_pool: None,
                                 nas_id: Some(nas[i % nas.len()].0),
                                 service_address: None,
+                                simultaneous_use: None,
                             },
                         )
                         .await

@@ -140,6 +140,7 @@ async fn seed_billing(app: &App, subscribers: usize, as_of: Date, workers: usize
                                 ip_pool: None,
                                 nas_id: None,
                                 service_address: None,
+                                simultaneous_use: None,
                             },
                         )
                         .await

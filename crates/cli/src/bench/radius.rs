@@ -97,6 +97,11 @@ async fn seed_radius(app: &App, services: usize, workers: usize) -> Result<()> {
             api_url: None,
             api_username: None,
             api_password: None,
+            require_message_authenticator: None,
+            interim_interval_secs: None,
+            session_timeout_secs: None,
+            suspended_action: None,
+            stale_session_multiplier: None,
         },
     )
     .await
@@ -173,6 +178,7 @@ async fn seed_radius(app: &App, services: usize, workers: usize) -> Result<()> {
                             ip_pool: None,
                             nas_id: None,
                             service_address: None,
+                            simultaneous_use: None,
                         },
                     )
                     .await
