@@ -38,6 +38,12 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_read_indexes.sql"),
     ),
     (9, "radius", include_str!("../migrations/0009_radius.sql")),
+    // 10 is taken by the NAS branch.
+    (
+        11,
+        "typed_jobs",
+        include_str!("../migrations/0011_typed_jobs.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in
