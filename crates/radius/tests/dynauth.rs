@@ -116,6 +116,9 @@ struct Fixture {
     runner: Runner,
     answer: Arc<Mutex<Answer>>,
     seen: mpsc::UnboundedReceiver<Seen>,
+    directory: Arc<Directory>,
+    /// The Accounting Start that opened the session.
+    start: AccountingEvent,
     service: ServiceId,
     fast: PlanId,
     fast_code: String,
@@ -226,24 +229,22 @@ impl Fixture {
         app.service_action(&actor, svc.id, ServiceAction::Activate, Default::default())
             .await
             .unwrap();
-        let out = store
-            .record_accounting(vec![AccountingEvent {
-                nas_id: nas.id,
-                status: AcctStatus::Start,
-                acct_session_id: format!("sess-{tag}"),
-                service_id: Some(svc.id),
-                subscriber_id: Some(sub.id),
-                username: Some(login),
-                framed_ip: Some(IpAddr::from([100, 64, 0, 7])),
-                calling_station_id: None,
-                nas_port_id: None,
-                session_time: Some(0),
-                octets: None,
-                terminate_cause: None,
-                event_time: clock.now(),
-            }])
-            .await
-            .unwrap();
+        let start = AccountingEvent {
+            nas_id: nas.id,
+            status: AcctStatus::Start,
+            acct_session_id: format!("sess-{tag}"),
+            service_id: Some(svc.id),
+            subscriber_id: Some(sub.id),
+            username: Some(login),
+            framed_ip: Some(IpAddr::from([100, 64, 0, 7])),
+            calling_station_id: None,
+            nas_port_id: None,
+            session_time: Some(0),
+            octets: None,
+            terminate_cause: None,
+            event_time: clock.now(),
+        };
+        let out = store.record_accounting(vec![start.clone()]).await.unwrap();
         assert!(out.iter().all(|r| r.is_ok()));
 
         let answer = Arc::new(Mutex::new(Answer::Ack));
@@ -262,7 +263,7 @@ impl Fixture {
             Runner::new(store.clone(), clock.clone()),
             store,
             clock.clone(),
-            directory,
+            directory.clone(),
             CoaClient::new(),
             // Short, so a silent NAS costs the test little; nothing asserts on time.
             DynAuthConfig {
@@ -276,6 +277,8 @@ impl Fixture {
             runner,
             answer,
             seen,
+            directory,
+            start,
             service: svc.id,
             fast: fast.id,
             fast_code,
@@ -414,6 +417,46 @@ async fn nak_503_means_already_gone(store: Arc<dyn Store>) {
     assert_eq!(j.last_result.as_deref(), Some("1 already gone"));
 }
 
+async fn an_unknown_nas_is_retried(store: Arc<dyn Store>) {
+    let f = Fixture::new(store).await;
+    // The NAS was removed from the directory (or it has not caught up with the feed yet).
+    f.directory.replace_all([], []);
+    let job = f
+        .act(ServiceAction::Suspend {
+            cause: SuspensionCause::Operator,
+        })
+        .await;
+    assert_eq!(f.runner.run_once().await.unwrap(), 1);
+    let j = f.job(job.id).await;
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 1));
+    let err = j.last_error.unwrap_or_default();
+    assert!(err.contains("is not in the directory"), "{err}");
+}
+
+async fn no_live_session_is_nothing_to_do(store: Arc<dyn Store>) {
+    let mut f = Fixture::new(store).await;
+    let stop = AccountingEvent {
+        status: AcctStatus::Stop,
+        session_time: Some(60),
+        terminate_cause: Some(1),
+        event_time: f.clock.now() + jiff::SignedDuration::from_secs(60),
+        ..f.start.clone()
+    };
+    let out = f.app.store.record_accounting(vec![stop]).await.unwrap();
+    assert!(out.iter().all(|r| r.is_ok()));
+    let job = f
+        .act(ServiceAction::Suspend {
+            cause: SuspensionCause::Operator,
+        })
+        .await;
+    assert_eq!(f.runner.run_once().await.unwrap(), 1);
+    let j = f.job(job.id).await;
+    assert_eq!(j.status, JobStatus::Succeeded);
+    assert_eq!(j.last_result.as_deref(), Some("no live session"));
+    // A request would have been recorded before any reply, so before run_once returned.
+    assert!(f.seen.try_recv().is_err(), "nothing was sent");
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $(
@@ -434,5 +477,7 @@ both!(
     suspension_sends_a_disconnect,
     a_nak_is_retried_with_its_error_cause,
     no_reply_is_retried,
-    nak_503_means_already_gone
+    nak_503_means_already_gone,
+    an_unknown_nas_is_retried,
+    no_live_session_is_nothing_to_do
 );
