@@ -333,6 +333,9 @@ pub struct ProvisioningJobResponse {
     #[schema(value_type = String, format = DateTime)]
     pub run_after: Timestamp,
     pub last_error: Option<String>,
+    /// The last attempt's outcome as a person reads it, success or failure
+    /// (e.g. "CoA-ACK from core-1 for 2 sessions").
+    pub last_result: Option<String>,
     /// False while no executor for this kind is installed: the job waits, visibly.
     pub executor_available: bool,
     #[schema(value_type = String, format = DateTime)]
@@ -354,6 +357,7 @@ impl ProvisioningJobResponse {
             max_attempts: j.max_attempts,
             run_after: j.run_after,
             last_error: j.last_error,
+            last_result: j.last_result,
             executor_available,
             created_at: j.created_at,
             updated_at: j.updated_at,

@@ -11,13 +11,13 @@ use lastmile_domain::billing::account::DocumentKind;
 use lastmile_domain::billing::dunning::{due_steps, DunningAction, DunningActionKind};
 use lastmile_domain::billing::invoice::BillingRunError;
 use lastmile_domain::ids::{DunningActionId, InvoiceId, SubscriberId};
-use lastmile_domain::job::ProvisioningJob;
+use lastmile_domain::job::{JobKind, ProvisioningJob};
 use lastmile_domain::service::{ServiceStatus, SuspensionCause};
 use lastmile_store::{AccountChange, Page, ServiceFilter, StoreError};
 
 /// The job kind of a dunning reminder (delivered by notifications; until then it stays
 /// visible in the job list).
-pub const REMINDER_JOB: &str = "notification.dunning-reminder";
+pub const REMINDER_JOB: JobKind = JobKind::DunningReminder;
 
 #[derive(Clone, Debug, Default)]
 pub struct DunningReport {
@@ -125,7 +125,7 @@ impl App {
                                 reminders += 1;
                                 change.jobs.push(ProvisioningJob::new(
                                     now,
-                                    REMINDER_JOB,
+                                    REMINDER_JOB.as_str(),
                                     Some(sub),
                                     None,
                                     serde_json::json!({

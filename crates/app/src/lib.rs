@@ -38,7 +38,7 @@ pub struct AppConfig {
     /// How far in the past a service event may be dated.
     pub backdate_window: SignedDuration,
     /// Job kinds that have an executor in this installation (others wait, visibly).
-    pub executor_kinds: Vec<String>,
+    pub executor_kinds: Vec<lastmile_domain::job::JobKind>,
     pub billing: billing::BillingConfig,
 }
 
@@ -102,7 +102,10 @@ impl App {
     }
 
     pub fn has_executor(&self, kind: &str) -> bool {
-        self.config.executor_kinds.iter().any(|k| k == kind)
+        self.config
+            .executor_kinds
+            .iter()
+            .any(|k| k.as_str() == kind)
     }
 }
 

@@ -3,7 +3,7 @@ use crate::{App, AppError, AppResult};
 use lastmile_api_types::{CreateService, ServiceActionBody, UpdateService};
 use lastmile_domain::audit::{Actor, AuditEvent};
 use lastmile_domain::ids::{NasId, PlanId, ServiceEventId, ServiceId, SubscriberId};
-use lastmile_domain::job::{kinds, ProvisioningJob};
+use lastmile_domain::job::{JobKind, JobPayload, JobReason, ProvisioningJob};
 use lastmile_domain::plan::PlanStatus;
 use lastmile_domain::service::{self, AccessKind, Service, ServiceStatus, SuspensionCause};
 use lastmile_domain::subscriber::SubscriberStatus;
@@ -56,40 +56,28 @@ fn jobs_for(
     if unchanged {
         return Vec::new();
     }
-    let payload = serde_json::json!({
-        "service_id": after.id,
-        "subscriber_id": after.subscriber_id,
-        "event_id": event.id,
-        "event": event.kind,
-        "status": after.status,
-        "plan_version_id": after.plan_version_id,
-        "username": after.username,
-        "nas_id": after.nas_id,
-    });
-    let job = |kind: &str| {
-        ProvisioningJob::new(
-            now,
-            kind,
-            Some(after.subscriber_id),
-            Some(after.id),
-            payload.clone(),
-        )
-    };
-    let mut jobs = vec![job(kinds::RADIUS_UPDATE_POLICY)];
-    match after.status {
+    use ServiceStatus::{Active, Suspended, Terminated};
+    let (kind, reason) = match (before.status, after.status) {
         // A live session must drop at once: otherwise a suspended subscriber stays online.
-        ServiceStatus::Suspended | ServiceStatus::Terminated
-            if before.status == ServiceStatus::Active =>
-        {
-            jobs.push(job(kinds::NAS_DISCONNECT))
-        }
+        (Active, Suspended) => (JobKind::NasDisconnect, JobReason::Suspended),
+        (Active, Terminated) => (JobKind::NasDisconnect, JobReason::Terminated),
+        // The walled-garden session re-authenticates into its real tier.
+        (Suspended, Active) => (JobKind::NasDisconnect, JobReason::Resumed),
         // A live session picks up the new tier without reconnecting.
-        ServiceStatus::Active if before.plan_version_id != after.plan_version_id => {
-            jobs.push(job(kinds::NAS_COA))
+        (Active, Active) if before.plan_version_id != after.plan_version_id => {
+            (JobKind::NasCoa, JobReason::PlanChanged)
         }
-        _ => {}
-    }
-    jobs
+        // No session can be live (pending, or suspended → terminated), or nothing a NAS
+        // enforces changed. The RADIUS directory follows the change feed by itself.
+        _ => return Vec::new(),
+    };
+    let payload = JobPayload {
+        service_id: after.id,
+        subscriber_id: after.subscriber_id,
+        event_id: event.id,
+        reason,
+    };
+    vec![ProvisioningJob::nas(now, kind, &payload)]
 }
 
 impl App {

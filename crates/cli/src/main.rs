@@ -611,9 +611,17 @@ async fn billing_run(
 }
 
 async fn serve(app: App, args: &ServeArgs) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests, jobs and billing batches");
+        let _ = stop_tx.send(true);
+    });
+    let radius = radius::start(&app, &args.radius, stop_rx.clone()).await?;
+
     let metrics = lastmile_http::metrics::Metrics::new();
     let job_metrics = metrics.clone();
-    let runner = lastmile_jobs::Runner::new(app.store.clone(), app.clock.clone()).on_attempt(
+    let mut runner = lastmile_jobs::Runner::new(app.store.clone(), app.clock.clone()).on_attempt(
         Arc::new(move |kind, outcome| {
             job_metrics
                 .job_attempts
@@ -624,6 +632,11 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
                 .inc();
         }),
     );
+    // CoA and Disconnect need the NAS secrets of a running RADIUS node; a node without
+    // RADIUS leaves those jobs to one that has it.
+    if let Some(node) = &radius {
+        runner = radius::register_dynauth(runner, &app, node, &args.radius);
+    }
     let waker = runner.waker();
     let mut config = (*app.config).clone();
     config.executor_kinds = runner.kinds();
@@ -633,20 +646,16 @@ async fn serve(app: App, args: &ServeArgs) -> Result<()> {
     }
     .with_jobs_queued(Arc::new(move || waker.notify_one()));
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests, jobs and billing batches");
-        let _ = stop_tx.send(true);
-    });
     // Billing runs stop at their next batch boundary once shutdown begins (they resume).
     let app = app.with_stopping(stop_rx.clone());
-    let radius = radius::start(&app, &args.radius, stop_rx.clone()).await?;
     let workers = tokio::spawn(runner.run(stop_rx.clone()));
     let scheduler = args
         .billing_scheduler
         .then(|| tokio::spawn(billing_scheduler(app.clone(), stop_rx.clone())));
-    let state = lastmile_http::AppState::new(app.clone(), metrics);
+    let mut state = lastmile_http::AppState::new(app.clone(), metrics);
+    if let Some(node) = &radius {
+        state = state.with_radius(node.metrics.clone());
+    }
     let background = state.clone();
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await

@@ -2,8 +2,10 @@
 
 use anyhow::{Context, Result};
 use lastmile_app::App;
+use lastmile_jobs::Runner;
 use lastmile_radius::backend::{NodeConfig, RadiusNode};
-use lastmile_radius::ServerConfig;
+use lastmile_radius::dynauth::{self, DynAuthConfig};
+use lastmile_radius::{CoaClient, ServerConfig};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use tokio::sync::watch;
@@ -81,4 +83,27 @@ pub async fn start(
     let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_string(), |a| a.to_string());
     tracing::info!(auth = %show(node.auth_addr), acct = %show(node.acct_addr), "RADIUS listening");
     Ok(Some(node))
+}
+
+/// Adds the CoA and Disconnect executors, sending from the address RADIUS listens on when it
+/// is a specific one (NASes take CoA only from their RADIUS server).
+pub fn register_dynauth(runner: Runner, app: &App, node: &RadiusNode, args: &RadiusArgs) -> Runner {
+    let source = args
+        .auth
+        .addr()
+        .or(args.acct.addr())
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified());
+    let client = match source {
+        Some(ip) => CoaClient::with_source(ip),
+        None => CoaClient::new(),
+    };
+    dynauth::register(
+        runner,
+        app.store.clone(),
+        app.clock.clone(),
+        node.directory.clone(),
+        client,
+        DynAuthConfig::default(),
+    )
 }

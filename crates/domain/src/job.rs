@@ -1,20 +1,75 @@
 //! Provisioning jobs: durable instructions to the network, written in the same transaction as
 //! the change that caused them (an outbox) and executed by the job runner with retries.
 
-use crate::ids::{JobId, ServiceId, SubscriberId};
+use crate::ids::{JobId, ServiceEventId, ServiceId, SubscriberId};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-/// Job kinds the core emits. Executors for them arrive with the RADIUS and router work; until
-/// then such jobs stay `pending`, visibly.
-pub mod kinds {
-    /// Re-publish a service's RADIUS policy (status, tier, static IP).
-    pub const RADIUS_UPDATE_POLICY: &str = "radius.update-policy";
+/// What a job does. The wire and database names are `as_str`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum JobKind {
     /// Send a CoA so a live session picks up a new tier.
-    pub const NAS_COA: &str = "nas.coa";
-    /// Send a Disconnect-Request so a suspended/terminated service drops off at once.
-    pub const NAS_DISCONNECT: &str = "nas.disconnect";
+    #[serde(rename = "nas.coa")]
+    NasCoa,
+    /// Send a Disconnect-Request so the session drops (suspension, termination) or
+    /// re-authenticates into its real tier (resume).
+    #[serde(rename = "nas.disconnect")]
+    NasDisconnect,
+    /// Remind a subscriber of an overdue invoice (dunning).
+    #[serde(rename = "notification.dunning-reminder")]
+    DunningReminder,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [Self::NasCoa, Self::NasDisconnect, Self::DunningReminder];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NasCoa => "nas.coa",
+            Self::NasDisconnect => "nas.disconnect",
+            Self::DunningReminder => "notification.dunning-reminder",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind `{s}`"))
+    }
+}
+
+/// Why a NAS job was emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobReason {
+    PlanChanged,
+    Suspended,
+    Terminated,
+    Resumed,
+}
+
+/// The payload of a NAS job (`nas.coa`, `nas.disconnect`), stored as JSON. It names the
+/// service rather than copying its plan: the executor reads the current plan when it runs, so a
+/// job retried after a second change still sends the newest tier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPayload {
+    pub service_id: ServiceId,
+    pub subscriber_id: SubscriberId,
+    /// The timeline event that caused the job.
+    pub event_id: ServiceEventId,
+    pub reason: JobReason,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,7 +111,10 @@ pub struct ProvisioningJob {
     pub id: JobId,
     pub subscriber_id: Option<SubscriberId>,
     pub service_id: Option<ServiceId>,
+    /// A [`JobKind`] name. Still a string in the row type: the store conformance suite
+    /// isolates its parallel cases by made-up kinds (see `job_kind`).
     pub kind: String,
+    /// A [`JobPayload`] for NAS jobs; the dunning reminder's own fields for reminders.
     pub payload: serde_json::Value,
     pub status: JobStatus,
     /// Attempts started so far.
@@ -67,6 +125,8 @@ pub struct ProvisioningJob {
     /// While `running`: the lease; a job whose lease expired is taken over by another worker.
     pub locked_until: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// The last attempt's outcome as a person reads it, success or failure.
+    pub last_result: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -93,8 +153,39 @@ impl ProvisioningJob {
             run_after: now,
             locked_until: None,
             last_error: None,
+            last_result: None,
             created_at: now,
             updated_at: now,
+        }
+    }
+}
+
+impl ProvisioningJob {
+    /// A NAS job for a service.
+    pub fn nas(now: Timestamp, kind: JobKind, payload: &JobPayload) -> Self {
+        // Serialising a struct of ids and a unit enum cannot fail; Null keeps this total.
+        let json = serde_json::to_value(payload).unwrap_or(serde_json::Value::Null);
+        Self::new(
+            now,
+            kind.as_str(),
+            Some(payload.subscriber_id),
+            Some(payload.service_id),
+            json,
+        )
+    }
+
+    /// The job's kind; `None` for a name this version does not know.
+    pub fn job_kind(&self) -> Option<JobKind> {
+        self.kind.parse().ok()
+    }
+
+    /// The payload of a NAS job; `None` for other kinds or a payload that does not parse.
+    pub fn nas_payload(&self) -> Option<JobPayload> {
+        match self.job_kind()? {
+            JobKind::NasCoa | JobKind::NasDisconnect => {
+                serde_json::from_value(self.payload.clone()).ok()
+            }
+            JobKind::DunningReminder => None,
         }
     }
 }
@@ -110,6 +201,15 @@ pub fn backoff(attempts: i32) -> SignedDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in JobKind::ALL {
+            assert_eq!(k.as_str().parse::<JobKind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert!("radius.update-policy".parse::<JobKind>().is_err());
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

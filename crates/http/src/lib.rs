@@ -103,6 +103,8 @@ impl AppState {
                        `application/problem+json` (RFC 9457). POST requests accept an \
                        `Idempotency-Key` header."
     ),
+    // Only a query parameter refers to it, and utoipa collects schemas from bodies alone.
+    components(schemas(lastmile_domain::job::JobKind)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(

@@ -280,3 +280,38 @@ fn walk(d: &Value, s: &Value, at: &str, seen: &mut BTreeSet<String>, out: &mut V
         out.push(at.to_string());
     }
 }
+
+#[test]
+fn job_kinds_are_an_enum_and_jobs_show_their_last_result() {
+    let d = doc();
+    let list = &d["paths"]["/api/v1/provisioning-jobs"]["get"]["parameters"];
+    let kind = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "kind")
+        .expect("kind parameter");
+    let s = &kind["schema"];
+    // Either inline or a reference (possibly wrapped for the Option).
+    let text = s.to_string();
+    let name = text
+        .split("#/components/schemas/")
+        .nth(1)
+        .and_then(|r| r.split('"').next());
+    let resolved = match name {
+        Some(n) => schema(&d, n).clone(),
+        None => s.clone(),
+    };
+    let mut kinds: Vec<String> = resolved["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("kind is not an enum: {resolved}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["nas.coa", "nas.disconnect", "notification.dunning-reminder"]
+    );
+    assert!(prop(&d, "ProvisioningJobResponse", "last_result").is_object());
+}

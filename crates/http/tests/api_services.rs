@@ -216,9 +216,9 @@ async fn lifecycle_writes_timeline_jobs_and_audit(t: TestApp) {
     assert_eq!(r["service"]["status"], "active");
     assert_eq!(r["event"]["kind"], "activated");
     assert_eq!(r["event"]["effective_at"], NOW);
-    assert_eq!(kinds(&r["jobs"]), ["radius.update-policy"]);
-    assert_eq!(r["jobs"][0]["status"], "pending");
-    assert_eq!(r["jobs"][0]["executor_available"], false);
+    // Nothing is online before activation, and the RADIUS directory follows the change
+    // feed: no job.
+    assert_eq!(kinds(&r["jobs"]), Vec::<String>::new());
 
     t.clock.advance(jiff::SignedDuration::from_hours(1));
     let r = t
@@ -226,36 +226,40 @@ async fn lifecycle_writes_timeline_jobs_and_audit(t: TestApp) {
         .await;
     assert_eq!(r["service"]["plan_id"], b.as_str());
     assert_eq!(r["event"]["plan_id"], b.as_str());
-    assert_eq!(kinds(&r["jobs"]), ["radius.update-policy", "nas.coa"]);
+    assert_eq!(kinds(&r["jobs"]), ["nas.coa"]);
+    assert_eq!(r["jobs"][0]["status"], "pending");
+    assert_eq!(r["jobs"][0]["executor_available"], false);
+    assert_eq!(r["jobs"][0]["last_result"], Value::Null);
+    assert_eq!(r["jobs"][0]["payload"]["reason"], "plan_changed");
+    assert_eq!(r["jobs"][0]["payload"]["event_id"], r["event"]["id"]);
 
     t.clock.advance(jiff::SignedDuration::from_hours(1));
     let r = t.act(&svc, "suspend", None).await;
     assert_eq!(r["service"]["status"], "suspended");
     assert_eq!(r["service"]["suspension_cause"], "operator");
-    assert_eq!(
-        kinds(&r["jobs"]),
-        ["radius.update-policy", "nas.disconnect"]
-    );
+    assert_eq!(kinds(&r["jobs"]), ["nas.disconnect"]);
+    assert_eq!(r["jobs"][0]["payload"]["reason"], "suspended");
 
     // A plan change while suspended: the tier changes, nothing to CoA.
     let r = t
         .act(&svc, "change-plan", Some(json!({"plan_id": a})))
         .await;
     assert_eq!(r["service"]["status"], "suspended");
-    assert_eq!(kinds(&r["jobs"]), ["radius.update-policy"]);
+    assert_eq!(kinds(&r["jobs"]), Vec::<String>::new());
 
+    // Resume: the walled-garden session is dropped so it re-authenticates into its tier.
     let r = t.act(&svc, "resume", None).await;
     assert_eq!(r["service"]["status"], "active");
     assert!(r["service"]["suspension_cause"].is_null());
+    assert_eq!(kinds(&r["jobs"]), ["nas.disconnect"]);
+    assert_eq!(r["jobs"][0]["payload"]["reason"], "resumed");
 
     let r = t
         .act(&svc, "terminate", Some(json!({"reason": "moved away"})))
         .await;
     assert_eq!(r["service"]["status"], "terminated");
-    assert_eq!(
-        kinds(&r["jobs"]),
-        ["radius.update-policy", "nas.disconnect"]
-    );
+    assert_eq!(kinds(&r["jobs"]), ["nas.disconnect"]);
+    assert_eq!(r["jobs"][0]["payload"]["reason"], "terminated");
     assert_eq!(r["service"]["revision"], 7);
 
     let tl = t
@@ -302,7 +306,7 @@ async fn lifecycle_writes_timeline_jobs_and_audit(t: TestApp) {
             None,
         )
         .await;
-    assert_eq!(jobs.body["items"].as_array().unwrap().len(), 9);
+    assert_eq!(jobs.body["items"].as_array().unwrap().len(), 4);
     let coa = t
         .admin(
             "GET",
@@ -318,7 +322,7 @@ async fn lifecycle_writes_timeline_jobs_and_audit(t: TestApp) {
             None,
         )
         .await;
-    assert_eq!(pending.body["items"].as_array().unwrap().len(), 9);
+    assert_eq!(pending.body["items"].as_array().unwrap().len(), 4);
 
     let audit = t
         .admin(
@@ -440,7 +444,7 @@ async fn back_dating_within_the_window(t: TestApp) {
         .await;
     assert_eq!(r["service"]["status"], "suspended");
     assert_eq!(r["service"]["plan_id"], b.as_str());
-    assert_eq!(kinds(&r["jobs"]), ["radius.update-policy"]);
+    assert_eq!(kinds(&r["jobs"]), Vec::<String>::new());
     // A suspension back-dated before the existing one would make it illegal: refused.
     let r = t
         .admin(
@@ -651,7 +655,8 @@ async fn provisioning_jobs_list_get_and_retry(t: TestApp) {
     let sub = t.subscriber("Jana Jobs").await;
     let a = t.plan("JOB-A", 6000).await;
     let svc = t.service(&sub, &a, "jana").await;
-    let r = t.act(&svc, "activate", None).await;
+    t.act(&svc, "activate", None).await;
+    let r = t.act(&svc, "suspend", None).await;
     let job = r["jobs"][0]["id"].as_str().unwrap().to_string();
 
     let g = t
@@ -663,9 +668,24 @@ async fn provisioning_jobs_list_get_and_retry(t: TestApp) {
         )
         .await;
     assert_eq!(g.status, StatusCode::OK);
-    assert_eq!(g.body["kind"], "radius.update-policy");
+    assert_eq!(g.body["kind"], "nas.disconnect");
     assert_eq!(g.body["payload"]["service_id"], svc.as_str());
-    assert_eq!(g.body["payload"]["username"], "jana");
+    assert_eq!(g.body["payload"]["subscriber_id"], sub.as_str());
+    assert_eq!(g.body["payload"]["reason"], "suspended");
+    let by_kind = t
+        .admin("GET", "/api/v1/provisioning-jobs?kind=nas.disconnect", None)
+        .await;
+    assert_eq!(by_kind.body["items"].as_array().unwrap().len(), 1);
+    // An unknown kind is the client's mistake, named as such (422, as every field error).
+    let r = t
+        .admin(
+            "GET",
+            "/api/v1/provisioning-jobs?kind=radius.update-policy",
+            None,
+        )
+        .await;
+    assert_problem(&r, 422, "validation");
+    assert_eq!(fields(&r), ["kind"]);
     let by_sub = t
         .admin(
             "GET",
@@ -692,7 +712,7 @@ async fn provisioning_jobs_list_get_and_retry(t: TestApp) {
         .app
         .store
         .claim_jobs(
-            &["radius.update-policy".to_string()],
+            &["nas.disconnect".to_string()],
             now,
             now + jiff::SignedDuration::from_secs(60),
             10,
@@ -714,6 +734,7 @@ async fn provisioning_jobs_list_get_and_retry(t: TestApp) {
         .admin("GET", "/api/v1/provisioning-jobs?status=failed", None)
         .await;
     assert_eq!(failed.body["items"][0]["last_error"], "NAS unreachable");
+    assert_eq!(failed.body["items"][0]["last_result"], "NAS unreachable");
 
     for role in [Role::Billing, Role::Support, Role::Readonly] {
         let r = t

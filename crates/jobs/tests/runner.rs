@@ -10,8 +10,8 @@ use lastmile_app::services::ServiceAction;
 use lastmile_app::{App, AppConfig, Clock, ManualClock, SecretBox};
 use lastmile_domain::audit::Actor;
 use lastmile_domain::ids::JobId;
-use lastmile_domain::job::{JobStatus, ProvisioningJob};
-use lastmile_jobs::{Executor, Runner};
+use lastmile_domain::job::{JobKind, JobStatus, ProvisioningJob};
+use lastmile_jobs::{Executor, JobFailure, JobReport, Runner};
 use lastmile_store::{JobOutcome, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,15 +25,15 @@ struct Flaky {
 
 #[async_trait]
 impl Executor for Flaky {
-    fn kind(&self) -> &'static str {
-        "radius.update-policy"
+    fn kind(&self) -> JobKind {
+        JobKind::NasDisconnect
     }
-    async fn execute(&self, job: &ProvisioningJob) -> Result<(), String> {
+    async fn execute(&self, job: &ProvisioningJob) -> Result<JobReport, JobFailure> {
         self.ran.lock().unwrap().push(job.id);
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail_first {
-            Err("NAS did not answer".into())
+            Err(JobFailure::Retry("NAS did not answer".into()))
         } else {
-            Ok(())
+            Ok(JobReport::new("Disconnect-ACK from core-1 for 1 session"))
         }
     }
 }
@@ -61,12 +61,13 @@ impl Fixture {
         Self { app, clock }
     }
 
-    fn runner(&self, exec: Arc<Flaky>) -> Runner {
+    fn runner(&self, exec: Arc<dyn Executor>) -> Runner {
         Runner::new(self.app.store.clone(), self.clock.clone()).register(exec)
     }
 
-    /// Activates a new service; returns the ids of the jobs that wrote (one policy update).
-    async fn activated_service(&self, login: &str) -> Vec<ProvisioningJob> {
+    /// Activates and suspends a new service; returns the jobs the suspension wrote (one
+    /// disconnect).
+    async fn suspended_service(&self, login: &str) -> Vec<ProvisioningJob> {
         let actor = Actor::system("test");
         let sub = self
             .app
@@ -142,6 +143,17 @@ impl Fixture {
                 ServiceActionBody::default(),
             )
             .await
+            .unwrap();
+        self.app
+            .service_action(
+                &actor,
+                svc.id,
+                ServiceAction::Suspend {
+                    cause: lastmile_domain::service::SuspensionCause::Operator,
+                },
+                ServiceActionBody::default(),
+            )
+            .await
             .unwrap()
             .jobs
     }
@@ -153,7 +165,7 @@ impl Fixture {
 
 async fn retries_with_backoff_then_succeeds(store: Arc<dyn Store>) {
     let f = Fixture::new(store);
-    let jobs = f.activated_service("retry").await;
+    let jobs = f.suspended_service("retry").await;
     assert_eq!(jobs.len(), 1);
     let id = jobs[0].id;
     let exec = flaky(2);
@@ -163,6 +175,7 @@ async fn retries_with_backoff_then_succeeds(store: Arc<dyn Store>) {
     let j = f.job(id).await;
     assert_eq!((j.status, j.attempts), (JobStatus::Pending, 1));
     assert_eq!(j.last_error.as_deref(), Some("NAS did not answer"));
+    assert_eq!(j.last_result.as_deref(), Some("NAS did not answer"));
     assert_eq!(j.run_after, f.clock.now() + SignedDuration::from_secs(5));
 
     // Not due yet: nothing is claimed.
@@ -177,6 +190,10 @@ async fn retries_with_backoff_then_succeeds(store: Arc<dyn Store>) {
     assert_eq!(runner.run_once().await.unwrap(), 1);
     let j = f.job(id).await;
     assert_eq!((j.status, j.attempts), (JobStatus::Succeeded, 3));
+    assert_eq!(
+        j.last_result.as_deref(),
+        Some("Disconnect-ACK from core-1 for 1 session")
+    );
     assert_eq!(exec.ran.lock().unwrap().as_slice(), [id, id, id]);
     f.clock.advance(SignedDuration::from_hours(2));
     assert_eq!(
@@ -188,7 +205,7 @@ async fn retries_with_backoff_then_succeeds(store: Arc<dyn Store>) {
 
 async fn exhausted_jobs_fail_and_can_be_retried(store: Arc<dyn Store>) {
     let f = Fixture::new(store);
-    let id = f.activated_service("fail").await[0].id;
+    let id = f.suspended_service("fail").await[0].id;
     let exec = flaky(usize::MAX);
     let runner = f.runner(exec.clone());
     for attempt in 1..=10 {
@@ -211,10 +228,10 @@ async fn exhausted_jobs_fail_and_can_be_retried(store: Arc<dyn Store>) {
 
 async fn a_crashed_workers_job_is_taken_over_after_its_lease(store: Arc<dyn Store>) {
     let f = Fixture::new(store);
-    let id = f.activated_service("crash").await[0].id;
+    let id = f.suspended_service("crash").await[0].id;
     // A worker claims the job and dies without finishing it.
     let now = f.clock.now();
-    let kinds = vec!["radius.update-policy".to_string()];
+    let kinds = vec![JobKind::NasDisconnect.as_str().to_string()];
     let lost = f
         .app
         .store
@@ -253,42 +270,209 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease(store: Arc<dyn Stor
     assert_eq!(f.job(id).await.status, JobStatus::Succeeded);
 }
 
+/// Executes CoA jobs only.
+struct CoaOnly;
+
+#[async_trait]
+impl Executor for CoaOnly {
+    fn kind(&self) -> JobKind {
+        JobKind::NasCoa
+    }
+    async fn execute(&self, _: &ProvisioningJob) -> Result<JobReport, JobFailure> {
+        Ok(JobReport::new("CoA-ACK"))
+    }
+}
+
 async fn kinds_without_executor_stay_pending(store: Arc<dyn Store>) {
     let f = Fixture::new(store);
-    let actor = Actor::system("test");
-    let jobs = f.activated_service("nocoa").await;
+    let jobs = f.suspended_service("nocoa").await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job_kind(), Some(JobKind::NasDisconnect));
+    let runner = f.runner(Arc::new(CoaOnly));
+    assert_eq!(
+        runner.run_once().await.unwrap(),
+        0,
+        "no disconnect executor"
+    );
+    let j = f.job(jobs[0].id).await;
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 0));
+}
+
+/// Holds attempts of jobs for `blocked` (a service id as the concurrency key) until `release`
+/// is notified; reports every attempt's entry with the number in flight for its key.
+struct Gated {
+    blocked: Option<String>,
+    release: Arc<tokio::sync::Semaphore>,
+    entered: tokio::sync::mpsc::UnboundedSender<(String, usize)>,
+    in_flight: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+#[async_trait]
+impl Executor for Gated {
+    fn kind(&self) -> JobKind {
+        JobKind::NasDisconnect
+    }
+    async fn concurrency_key(&self, job: &ProvisioningJob) -> Option<String> {
+        job.service_id.map(|s| s.0.to_string())
+    }
+    async fn execute(&self, job: &ProvisioningJob) -> Result<JobReport, JobFailure> {
+        let key = job.service_id.map(|s| s.0.to_string()).unwrap_or_default();
+        let now = {
+            let mut m = self.in_flight.lock().unwrap();
+            let n = m.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let _ = self.entered.send((key.clone(), now));
+        let gated = self.blocked.as_deref().is_none_or(|b| b == key);
+        if gated {
+            if let Ok(p) = self.release.acquire().await {
+                p.forget();
+            }
+        }
+        *self.in_flight.lock().unwrap().entry(key).or_default() -= 1;
+        Ok(JobReport::new("ok"))
+    }
+}
+
+fn gated(
+    blocked: Option<String>,
+) -> (
+    Arc<Gated>,
+    tokio::sync::mpsc::UnboundedReceiver<(String, usize)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let g = Arc::new(Gated {
+        blocked,
+        release: Arc::new(tokio::sync::Semaphore::new(0)),
+        entered: tx,
+        in_flight: Mutex::new(Default::default()),
+    });
+    (g, rx)
+}
+
+async fn a_blocked_key_does_not_hold_up_other_keys(store: Arc<dyn Store>) {
+    let f = Fixture::new(store);
+    let slow = f.suspended_service("slownas").await[0].clone();
+    let fast = f.suspended_service("fastnas").await[0].clone();
+    let slow_key = slow.service_id.unwrap().0.to_string();
+    let (exec, mut entered) = gated(Some(slow_key.clone()));
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Arc::new(f.runner(exec.clone()).on_attempt(Arc::new(move |_, label| {
+        let _ = done_tx.send(label.to_string());
+    })));
+    let r = runner.clone();
+    let batch = tokio::spawn(async move { r.run_once().await.unwrap() });
+    // Both attempts start, the slow one stays blocked, and the fast one's outcome is recorded
+    // meanwhile.
+    let mut keys = vec![
+        entered.recv().await.unwrap().0,
+        entered.recv().await.unwrap().0,
+    ];
+    keys.sort();
+    let mut want = vec![slow_key, fast.service_id.unwrap().0.to_string()];
+    want.sort();
+    assert_eq!(keys, want);
+    assert_eq!(done.recv().await.unwrap(), "succeeded");
+    assert_eq!(f.job(fast.id).await.status, JobStatus::Succeeded);
+    assert_eq!(f.job(slow.id).await.status, JobStatus::Running);
+    exec.release.add_permits(1);
+    assert_eq!(batch.await.unwrap(), 2);
+    assert_eq!(f.job(slow.id).await.status, JobStatus::Succeeded);
+}
+
+async fn the_per_key_bound_holds(store: Arc<dyn Store>) {
+    let f = Fixture::new(store);
+    let jobs = f.suspended_service("boundnas").await;
     let svc = jobs[0].service_id.unwrap();
-    f.app
-        .service_action(
-            &actor,
-            svc,
+    // Five more disconnects for the same service (same key): resume and suspend again.
+    let actor = Actor::system("test");
+    for _ in 0..5 {
+        for action in [
+            ServiceAction::Resume,
             ServiceAction::Suspend {
                 cause: lastmile_domain::service::SuspensionCause::Operator,
             },
-            ServiceActionBody::default(),
-        )
-        .await
-        .unwrap();
-    let runner = f.runner(flaky(0));
-    assert_eq!(runner.run_once().await.unwrap(), 2, "two policy updates");
-    let all = f
-        .app
-        .store
-        .list_jobs(
-            &Default::default(),
-            lastmile_store::Page {
-                after: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
-    let disconnect: Vec<_> = all.iter().filter(|j| j.kind == "nas.disconnect").collect();
-    assert_eq!(disconnect.len(), 1);
-    assert_eq!(
-        (disconnect[0].status, disconnect[0].attempts),
-        (JobStatus::Pending, 0)
+        ] {
+            f.clock.advance(SignedDuration::from_secs(1));
+            f.app
+                .service_action(&actor, svc, action, ServiceActionBody::default())
+                .await
+                .unwrap();
+        }
+    }
+    let (exec, mut entered) = gated(None);
+    let runner = Arc::new(f.runner(exec.clone()).per_key(2));
+    let r = runner.clone();
+    let batch = tokio::spawn(async move { r.run_once().await.unwrap() });
+    // Each attempt reports how many were in flight for its key when it entered; letting one
+    // finish per entry keeps the queue moving.
+    for _ in 0..11 {
+        let (_, in_flight) = entered.recv().await.unwrap();
+        assert!(in_flight <= 2, "{in_flight} attempts in flight for one key");
+        exec.release.add_permits(1);
+    }
+    assert_eq!(batch.await.unwrap(), 11);
+}
+
+/// Never answers.
+struct Hangs;
+
+#[async_trait]
+impl Executor for Hangs {
+    fn kind(&self) -> JobKind {
+        JobKind::NasDisconnect
+    }
+    async fn execute(&self, _: &ProvisioningJob) -> Result<JobReport, JobFailure> {
+        std::future::pending().await
+    }
+}
+
+async fn a_hanging_attempt_times_out_and_is_retried(store: Arc<dyn Store>) {
+    let f = Fixture::new(store);
+    let id = f.suspended_service("hangs").await[0].id;
+    let runner = f
+        .runner(Arc::new(Hangs))
+        .attempt_timeout(std::time::Duration::from_millis(20));
+    assert_eq!(runner.run_once().await.unwrap(), 1);
+    let j = f.job(id).await;
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 1));
+    assert!(
+        j.last_error.as_deref().unwrap_or("").contains("timed out"),
+        "{:?}",
+        j.last_error
     );
+    assert_eq!(j.last_result, j.last_error);
+    f.clock.advance(SignedDuration::from_secs(5));
+    let runner = f.runner(flaky(0));
+    assert_eq!(runner.run_once().await.unwrap(), 1, "retried later");
+    assert_eq!(f.job(id).await.status, JobStatus::Succeeded);
+}
+
+/// Fails for good.
+struct Refuses;
+
+#[async_trait]
+impl Executor for Refuses {
+    fn kind(&self) -> JobKind {
+        JobKind::NasDisconnect
+    }
+    async fn execute(&self, _: &ProvisioningJob) -> Result<JobReport, JobFailure> {
+        Err(JobFailure::Permanent("payload names no service".into()))
+    }
+}
+
+async fn a_permanent_failure_fails_at_once(store: Arc<dyn Store>) {
+    let f = Fixture::new(store);
+    let id = f.suspended_service("refused").await[0].id;
+    let runner = f.runner(Arc::new(Refuses));
+    assert_eq!(runner.run_once().await.unwrap(), 1);
+    let j = f.job(id).await;
+    assert_eq!((j.status, j.attempts), (JobStatus::Failed, 1));
+    assert_eq!(j.last_error.as_deref(), Some("payload names no service"));
+    assert_eq!(j.last_result.as_deref(), Some("payload names no service"));
+    f.clock.advance(SignedDuration::from_hours(2));
+    assert_eq!(runner.run_once().await.unwrap(), 0);
 }
 
 macro_rules! both {
@@ -310,5 +494,9 @@ both!(
     retries_with_backoff_then_succeeds,
     exhausted_jobs_fail_and_can_be_retried,
     a_crashed_workers_job_is_taken_over_after_its_lease,
-    kinds_without_executor_stay_pending
+    kinds_without_executor_stay_pending,
+    a_blocked_key_does_not_hold_up_other_keys,
+    the_per_key_bound_holds,
+    a_hanging_attempt_times_out_and_is_retried,
+    a_permanent_failure_fails_at_once
 );

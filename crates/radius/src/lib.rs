@@ -35,6 +35,7 @@ pub mod client;
 pub mod coa;
 pub mod decide;
 pub mod directory;
+pub mod dynauth;
 pub mod mac;
 pub mod metrics;
 pub mod ratelog;

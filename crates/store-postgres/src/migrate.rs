@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "radius_settings",
         include_str!("../migrations/0010_radius_settings.sql"),
     ),
+    (
+        11,
+        "typed_jobs",
+        include_str!("../migrations/0011_typed_jobs.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

@@ -65,8 +65,9 @@ pub async fn insert_audit_row<C: Conn>(c: &mut C, a: &AuditEvent) -> Result<()> 
 pub async fn insert_job<C: Conn>(c: &mut C, j: &ProvisioningJob) -> Result<()> {
     c.execute(
         "INSERT INTO provisioning_jobs (id, subscriber_id, service_id, kind, payload, status,
-             attempts, max_attempts, run_after, locked_until, last_error, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             attempts, max_attempts, run_after, locked_until, last_error, last_result, created_at,
+             updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             j.id.0.into(),
             j.subscriber_id.map(|s| s.0).into(),
@@ -79,6 +80,7 @@ pub async fn insert_job<C: Conn>(c: &mut C, j: &ProvisioningJob) -> Result<()> {
             Param::at(j.run_after),
             Param::opt_at(j.locked_until),
             j.last_error.as_deref().into(),
+            j.last_result.as_deref().into(),
             Param::at(j.created_at),
             Param::at(j.updated_at),
         ],

@@ -290,7 +290,8 @@ pub async fn claim_jobs<C: Conn>(
 
 const FINISH_JOB: &str =
     "UPDATE provisioning_jobs SET status = $3, last_error = COALESCE($4, last_error),
-         run_after = COALESCE($5, run_after), locked_until = NULL, updated_at = $6
+         run_after = COALESCE($5, run_after), locked_until = NULL, updated_at = $6,
+         last_result = $7
      WHERE id = $1 AND status = 'running' AND attempts = $2";
 
 pub async fn finish_job<C: Conn>(
@@ -301,7 +302,7 @@ pub async fn finish_job<C: Conn>(
     now: Timestamp,
 ) -> Result<bool> {
     let (status, error, run_after) = match outcome {
-        JobOutcome::Succeeded => (JobStatus::Succeeded, None, None),
+        JobOutcome::Succeeded { .. } => (JobStatus::Succeeded, None, None),
         JobOutcome::Failed {
             error,
             retry_at: Some(at),
@@ -321,6 +322,7 @@ pub async fn finish_job<C: Conn>(
                 error.into(),
                 Param::opt_at(run_after),
                 Param::at(now),
+                outcome.result().into(),
             ],
         )
         .await?;

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "radius_settings",
         include_str!("../migrations/0010_radius_settings.sql"),
     ),
+    (
+        11,
+        "typed_jobs",
+        include_str!("../migrations/0011_typed_jobs.sql"),
+    ),
 ];
 
 /// Applies pending migrations on the writer's connection, all in one transaction.

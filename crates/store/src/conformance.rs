@@ -2159,7 +2159,7 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
     let got = claim(store, &[&kb], t(10), t(100), 10).await;
     assert_eq!(job_ids(&got), sorted(&[j2.id, j5.id]));
     assert!(store
-        .finish_job(j5.id, 1, &JobOutcome::Succeeded, t(11))
+        .finish_job(j5.id, 1, &JobOutcome::succeeded("done"), t(11))
         .await
         .unwrap());
 
@@ -2372,7 +2372,7 @@ pub async fn claim_jobs_reclaims_expired_lease(store: Arc<dyn Store>) {
     assert_eq!(second[0].attempts, 2);
     assert_eq!(job_of(store, j.id).await, second[0]);
     assert!(store
-        .finish_job(j.id, 2, &JobOutcome::Succeeded, t(40))
+        .finish_job(j.id, 2, &JobOutcome::succeeded("done"), t(40))
         .await
         .unwrap());
     // Finished jobs are never reclaimed.
@@ -2390,7 +2390,7 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
     let j = &jobs[0];
     claim(store, &[&k], t(0), t(60), 10).await;
     assert!(store
-        .finish_job(j.id, 1, &JobOutcome::Succeeded, t(5))
+        .finish_job(j.id, 1, &JobOutcome::succeeded("done"), t(5))
         .await
         .unwrap());
     let done = job_of(store, j.id).await;
@@ -2400,6 +2400,7 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
     assert_eq!(done.run_after, j.run_after);
     assert_eq!(done.updated_at, t(5));
     assert_eq!(done.last_error, None);
+    assert_eq!(done.last_result.as_deref(), Some("done"));
     // A second report of the same attempt is ignored.
     assert!(!store
         .finish_job(
@@ -2417,7 +2418,7 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
     assert_eq!(claim(store, &[&k], t(1_000), t(1_100), 10).await, vec![]);
     // Unknown jobs are ignored too.
     assert!(!store
-        .finish_job(JobId::generate(), 1, &JobOutcome::Succeeded, t(7))
+        .finish_job(JobId::generate(), 1, &JobOutcome::succeeded("done"), t(7))
         .await
         .unwrap());
 }
@@ -2475,6 +2476,7 @@ pub async fn finish_job_retry(store: Arc<dyn Store>) {
     assert_eq!(failed.status, JobStatus::Failed);
     assert_eq!(failed.attempts, 2);
     assert_eq!(failed.last_error.as_deref(), Some("refused"));
+    assert_eq!(failed.last_result.as_deref(), Some("refused"));
     assert_eq!(failed.locked_until, None);
 }
 
@@ -2567,7 +2569,7 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     assert_eq!(got[0].attempts, 1);
     // A succeeded job is not failed: not requeued.
     assert!(store
-        .finish_job(j.id, 1, &JobOutcome::Succeeded, t(150))
+        .finish_job(j.id, 1, &JobOutcome::succeeded("done"), t(150))
         .await
         .unwrap());
     assert_eq!(
@@ -2602,11 +2604,11 @@ pub async fn finish_job_ignores_stale_attempt(store: Arc<dyn Store>) {
     };
     assert!(!store.finish_job(j.id, 1, &late, t(12)).await.unwrap());
     assert!(!store
-        .finish_job(j.id, 1, &JobOutcome::Succeeded, t(12))
+        .finish_job(j.id, 1, &JobOutcome::succeeded("done"), t(12))
         .await
         .unwrap());
     assert!(!store
-        .finish_job(j.id, 3, &JobOutcome::Succeeded, t(12))
+        .finish_job(j.id, 3, &JobOutcome::succeeded("done"), t(12))
         .await
         .unwrap());
     assert_eq!(
@@ -2616,7 +2618,7 @@ pub async fn finish_job_ignores_stale_attempt(store: Arc<dyn Store>) {
     );
 
     assert!(store
-        .finish_job(j.id, 2, &JobOutcome::Succeeded, t(13))
+        .finish_job(j.id, 2, &JobOutcome::succeeded("done"), t(13))
         .await
         .unwrap());
     assert!(!store.finish_job(j.id, 2, &late, t(14)).await.unwrap());

@@ -368,10 +368,28 @@ pub fn idempotent_request() -> Option<IdempotentRequest> {
 /// How a job attempt ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobOutcome {
-    Succeeded,
-    /// Failed; retried at `retry_at`, or failed for good when `None`.
+    /// `summary` is what was done, stored as the job's `last_result`.
+    Succeeded { summary: String },
+    /// Failed; retried at `retry_at`, or failed for good when `None`. `error` is stored as
+    /// both `last_error` and `last_result`.
     Failed {
         error: String,
         retry_at: Option<Timestamp>,
     },
+}
+
+impl JobOutcome {
+    pub fn succeeded(summary: impl Into<String>) -> Self {
+        Self::Succeeded {
+            summary: summary.into(),
+        }
+    }
+
+    /// The text stored as `last_result`.
+    pub fn result(&self) -> &str {
+        match self {
+            Self::Succeeded { summary } => summary,
+            Self::Failed { error, .. } => error,
+        }
+    }
 }

@@ -339,6 +339,7 @@ pub fn job(r: &impl RowGet) -> Result<ProvisioningJob> {
         run_after: r.timestamp("run_after")?,
         locked_until: r.opt_timestamp("locked_until")?,
         last_error: r.opt_text("last_error")?,
+        last_result: r.opt_text("last_result")?,
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
     })

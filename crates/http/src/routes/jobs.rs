@@ -5,7 +5,7 @@ use crate::AppState;
 use axum::extract::State;
 use lastmile_api_types::{Page, Problem, ProvisioningJobResponse};
 use lastmile_domain::ids::{JobId, ServiceId, SubscriberId};
-use lastmile_domain::job::JobStatus;
+use lastmile_domain::job::{JobKind, JobStatus};
 use lastmile_store::JobFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -23,8 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<JobStatus>,
-    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
-    kind: Option<String>,
+    kind: Option<JobKind>,
     service_id: Option<uuid::Uuid>,
     subscriber_id: Option<uuid::Uuid>,
     /// Page size: 1 to 500, default 50.
@@ -48,7 +47,7 @@ async fn list(
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = JobFilter {
         status: q.status,
-        kind: q.kind,
+        kind: q.kind.map(|k| k.as_str().to_string()),
         service_id: q.service_id.map(ServiceId),
         subscriber_id: q.subscriber_id.map(SubscriberId),
     };

@@ -43,7 +43,8 @@ pub struct NodeConfig {
     pub writer: WriterConfig,
     /// How often stale sessions are looked for.
     pub sweep_interval: Duration,
-    /// A session is stale after this many interim intervals of its NAS without an update.
+    /// The simultaneous-use count forgets a session silent for this many default interim
+    /// intervals (the store's sweep uses each NAS's own settings).
     pub stale_multiplier: u32,
 }
 
@@ -114,13 +115,15 @@ async fn seed_sessions(store: &dyn Store, counter: &InMemorySessions) -> Result<
     }
 }
 
-/// Closes, per NAS, the sessions silent for `multiplier` interim intervals.
-async fn sweep_stale(store: &dyn Store, directory: &Directory, multiplier: u32) {
+/// Closes, per NAS, the sessions silent for the NAS's `stale_session_multiplier` interim
+/// intervals.
+async fn sweep_stale(store: &dyn Store, directory: &Directory) {
     let now = Timestamp::now();
     for nas in directory.nas_entries() {
         if nas.interim_interval == 0 {
             continue; // no interim updates: silence means nothing
         }
+        let multiplier = nas.stale_session_multiplier.max(1);
         let idle =
             SignedDuration::from_secs(i64::from(nas.interim_interval) * i64::from(multiplier));
         let Ok(since) = now.checked_sub(idle) else {
@@ -179,7 +182,6 @@ impl RadiusNode {
             feed.follow(config.poll_interval, shutdown.clone()),
         ));
         let (dir, mut stop) = (directory.clone(), shutdown);
-        let multiplier = config.stale_multiplier.max(1);
         let sweep_every = config.sweep_interval;
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(sweep_every);
@@ -192,7 +194,7 @@ impl RadiusNode {
                 if *stop.borrow() {
                     return;
                 }
-                sweep_stale(store.as_ref(), &dir, multiplier).await;
+                sweep_stale(store.as_ref(), &dir).await;
                 sessions.prune(std::time::Instant::now());
             }
         }));
