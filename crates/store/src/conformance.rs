@@ -7834,11 +7834,13 @@ pub async fn subscriber_search_pages_through_own_and_service_matches(store: Arc<
 
 #[cfg(test)]
 mod tests {
-    /// Every `pub async fn` case is listed in `conformance_suite!`, in order.
+    /// Every `pub async fn` case (here and in the area files under `conformance/`) is listed
+    /// in `conformance_suite!`, in order.
     #[test]
     fn the_macro_runs_every_case() {
         let src = include_str!("conformance.rs");
-        let defined: Vec<&str> = src
+        let all = [src, include_str!("conformance/radius.rs")].concat();
+        let defined: Vec<&str> = all
             .lines()
             .filter_map(|l| l.strip_prefix("pub async fn "))
             .map(|l| l.split('(').next().unwrap_or_default())
