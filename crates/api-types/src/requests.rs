@@ -323,8 +323,9 @@ pub struct CreateNas {
 
 /// What a NAS gives a suspended service: `reject` (Access-Reject, with an optional
 /// Reply-Message of at most 253 bytes) or `walled_garden` (Access-Accept at the walled-garden
-/// rate into a MikroTik `address_list` and/or a Framed-Pool `pool`; at least one of the two;
-/// each 1 to 64 printable ASCII characters without spaces).
+/// rate, into a MikroTik `address_list` and/or a Framed-Pool `pool` when named, each 1 to 64
+/// printable ASCII characters without spaces; with neither, the walled-garden rate and policy
+/// alone).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SuspendedActionBody {

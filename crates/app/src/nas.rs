@@ -61,13 +61,6 @@ fn suspended_action(
             let (Some(address_list), Some(pool)) = (address_list, pool) else {
                 return None;
             };
-            if address_list.is_none() && pool.is_none() {
-                e.add(
-                    "suspended_action",
-                    "a walled garden needs an address_list or a pool",
-                );
-                return None;
-            }
             Some(SuspendedAction::WalledGarden { address_list, pool })
         }
     }

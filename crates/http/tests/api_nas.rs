@@ -748,14 +748,6 @@ async fn nas_radius_settings(t: TestApp) {
             "require_message_authenticator",
         ),
         (
-            json!({"suspended_action": {"kind": "walled_garden"}}),
-            "suspended_action",
-        ),
-        (
-            json!({"suspended_action": {"kind": "walled_garden", "pool": "  "}}),
-            "suspended_action",
-        ),
-        (
             json!({"suspended_action": {"kind": "walled_garden", "pool": "a b"}}),
             "suspended_action.pool",
         ),

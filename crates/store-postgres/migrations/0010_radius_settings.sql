@@ -14,12 +14,12 @@ ALTER TABLE nas ADD COLUMN suspended_action TEXT NOT NULL DEFAULT 'reject'
 ALTER TABLE nas ADD COLUMN suspended_reply_message TEXT;
 ALTER TABLE nas ADD COLUMN suspended_address_list TEXT;
 ALTER TABLE nas ADD COLUMN suspended_pool TEXT;
--- A rejecting NAS has no walled garden; a walled garden names a list or a pool.
+-- A rejecting NAS has no walled garden; a walled garden has no Reply-Message (it may name
+-- neither list nor pool: the walled-garden tier alone, e.g. a policy on a BNG).
 ALTER TABLE nas ADD CONSTRAINT nas_suspended_fields_check CHECK (
     CASE suspended_action
         WHEN 'reject' THEN suspended_address_list IS NULL AND suspended_pool IS NULL
         ELSE suspended_reply_message IS NULL
-             AND (suspended_address_list IS NOT NULL OR suspended_pool IS NOT NULL)
     END);
 ALTER TABLE nas ADD COLUMN stale_session_multiplier BIGINT NOT NULL DEFAULT 3
     CONSTRAINT nas_stale_session_multiplier_check

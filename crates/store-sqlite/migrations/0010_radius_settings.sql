@@ -14,13 +14,13 @@ ALTER TABLE nas ADD COLUMN suspended_action TEXT NOT NULL DEFAULT 'reject'
     CHECK (suspended_action IN ('reject', 'walled_garden'));
 ALTER TABLE nas ADD COLUMN suspended_reply_message TEXT;
 ALTER TABLE nas ADD COLUMN suspended_address_list TEXT;
--- A rejecting NAS has no walled garden; a walled garden names a list or a pool.
+-- A rejecting NAS has no walled garden; a walled garden has no Reply-Message (it may name
+-- neither list nor pool: the walled-garden tier alone, e.g. a policy on a BNG).
 ALTER TABLE nas ADD COLUMN suspended_pool TEXT
     CONSTRAINT nas_suspended_fields_check CHECK (
         CASE suspended_action
             WHEN 'reject' THEN suspended_address_list IS NULL AND suspended_pool IS NULL
             ELSE suspended_reply_message IS NULL
-                 AND (suspended_address_list IS NOT NULL OR suspended_pool IS NOT NULL)
         END);
 ALTER TABLE nas ADD COLUMN stale_session_multiplier INTEGER NOT NULL DEFAULT 3
     CONSTRAINT nas_stale_session_multiplier_check

@@ -31,9 +31,10 @@ pub struct ListQuery {
     subscriber_id: Option<uuid::Uuid>,
     nas_id: Option<uuid::Uuid>,
     /// Framed-IP-Address, IPv4 or IPv6 (any spelling; compared in canonical form).
-    #[param(value_type = Option<String>, example = "100.64.0.10")]
+    #[param(value_type = Option<String>, schema_with = lastmile_api_types::inputs::ip_address, example = "100.64.0.10")]
     framed_ip: Option<IpAddr>,
-    /// User-Name, exactly as the NAS sent it.
+    /// User-Name, exactly as the NAS sent it (no control characters).
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     username: Option<String>,
     /// Page size: 1 to 500, default 50.
     #[param(minimum = 1, maximum = 500, example = 50)]
