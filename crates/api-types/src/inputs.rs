@@ -180,6 +180,70 @@ impl PartialSchema for CapPolicyInput {
 
 impl ToSchema for CapPolicyInput {}
 
+/// An optional text field: a string of this pattern and length, or `null`.
+fn opt_text(max: usize, pattern: &str, example: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .examples([serde_json::json!(example)])
+}
+
+/// A variant of an internally tagged enum (`kind`) whose fields are all optional.
+fn optional_variant(
+    kind: &str,
+    description: &str,
+    fields: Vec<(&str, ObjectBuilder)>,
+) -> ObjectBuilder {
+    let mut o = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+        .property(
+            "kind",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind])),
+        )
+        .required("kind");
+    for (name, schema) in fields {
+        o = o.property(name, schema);
+    }
+    o.additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+}
+
+impl PartialSchema for crate::requests::SuspendedActionBody {
+    fn schema() -> RefOr<Schema> {
+        let garden_name = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$";
+        OneOfBuilder::new()
+            .item(optional_variant(
+                "reject",
+                "Access-Reject, with this Reply-Message if set.",
+                vec![(
+                    "reply_message",
+                    opt_text(253, r"^[^\x00-\x1F\x7F-\x9F]*$", "Please pay your invoice"),
+                )],
+            ))
+            .item(optional_variant(
+                "walled_garden",
+                "Access-Accept at the walled-garden rate, into this MikroTik address list \
+                 and/or Framed-Pool when named.",
+                vec![
+                    ("address_list", opt_text(64, garden_name, "unpaid")),
+                    ("pool", opt_text(64, garden_name, "walled-garden")),
+                ],
+            ))
+            .description(Some(
+                "What a NAS gives a suspended service: `reject` (optional Reply-Message of at \
+                 most 253 bytes) or `walled_garden` (optional `address_list` and `pool`, each 1 \
+                 to 64 printable ASCII characters without spaces; with neither, the \
+                 walled-garden rate and policy alone).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for crate::requests::SuspendedActionBody {}
+
 /// One tax of a zone: it applies to the lines whose plan has this tax class.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -388,6 +452,19 @@ pub fn custom_fields() -> RefOr<Schema> {
             "Operator-defined fields (any JSON values): at most 50, keys of 1 to 64 bytes \
              (UTF-8), at most 16 KiB as JSON, no NUL characters.",
         ))
+        .into()
+}
+
+/// Acct-Interim-Interval: 0 (send none) or 60 to 86400 seconds.
+pub fn interim_interval() -> RefOr<Schema> {
+    let int = || ObjectBuilder::new().schema_type(Type::Integer);
+    AnyOfBuilder::new()
+        .item(int().minimum(Some(0)).maximum(Some(0)))
+        .item(int().minimum(Some(60)).maximum(Some(86_400)))
+        .description(Some(
+            "Acct-Interim-Interval sent in Accepts, seconds: 0 (send none) or 60 to 86400.",
+        ))
+        .examples([serde_json::json!(300)])
         .into()
 }
 

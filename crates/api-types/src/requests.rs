@@ -305,7 +305,7 @@ pub struct CreateNas {
     pub require_message_authenticator: Option<bool>,
     /// Acct-Interim-Interval sent in Accepts, seconds: 0 (send none) or 60 to 86400.
     /// Default 300.
-    #[schema(minimum = 0, maximum = 86400, example = 300)]
+    #[schema(schema_with = crate::inputs::interim_interval)]
     #[serde(default, deserialize_with = "crate::ints::opt_int")]
     pub interim_interval_secs: Option<u32>,
     /// Session-Timeout sent in Accepts, seconds: 60 to 2592000 (30 days). Default none.
@@ -326,29 +326,19 @@ pub struct CreateNas {
 /// rate, into a MikroTik `address_list` and/or a Framed-Pool `pool` when named, each 1 to 64
 /// printable ASCII characters without spaces; with neither, the walled-garden rate and policy
 /// alone).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// (Schema written out in `inputs`: each variant refuses unknown fields.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SuspendedActionBody {
     Reject {
         /// At most 253 bytes (UTF-8) without control characters; blank means none.
         #[serde(default)]
-        #[schema(max_length = 253, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
         reply_message: Option<String>,
     },
     WalledGarden {
         #[serde(default)]
-        #[schema(
-            max_length = 64,
-            pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$",
-            example = "unpaid"
-        )]
         address_list: Option<String>,
         #[serde(default)]
-        #[schema(
-            max_length = 64,
-            pattern = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$",
-            example = "walled-garden"
-        )]
         pool: Option<String>,
     },
 }
@@ -381,7 +371,7 @@ pub struct UpdateNas {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub api_password: Option<Option<String>>,
     pub require_message_authenticator: Option<bool>,
-    #[schema(minimum = 0, maximum = 86400)]
+    #[schema(schema_with = crate::inputs::interim_interval)]
     #[serde(default, deserialize_with = "crate::ints::opt_int")]
     pub interim_interval_secs: Option<u32>,
     /// `null` removes the Session-Timeout.
