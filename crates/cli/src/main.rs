@@ -230,7 +230,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         sockets: usize,
         /// Requests in flight per client socket (1 to 256).
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 8)]
         depth: usize,
         /// Measured seconds per phase (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
