@@ -1,13 +1,16 @@
-//! Two `lastmile serve` processes on one database: a change made through one node's API is
-//! answered by the other node's RADIUS server within a second (each node's directory follows
-//! the store's change feed), on SQLite and on PostgreSQL.
+//! `lastmile serve` with RADIUS, end to end, on SQLite and on PostgreSQL:
+//! - two processes on one database: a change made through one node's API is answered by the
+//!   other node's RADIUS server within a second (each node's directory follows the store's
+//!   change feed);
+//! - a plan change through the API reaches a live session's NAS as a CoA-Request with the new
+//!   rate; the NAS's ACK marks the job succeeded and the session's accepted policy.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lastmile_radius::client::{self, AccessRequest};
+use lastmile_radius::client::{self, AccessRequest, AccountingRequest};
 use lastmile_radius_codec::Code;
 
 const SECRET: &str = "two-nodes-secret";
@@ -49,6 +52,7 @@ struct Node {
     child: Child,
     http: String,
     radius: String,
+    acct: String,
 }
 
 impl Drop for Node {
@@ -67,7 +71,7 @@ fn node(db: &str, dir: &std::path::Path) -> Node {
             "--radius-auth",
             "127.0.0.1:0",
             "--radius-acct",
-            "off",
+            "127.0.0.1:0",
             "--billing-scheduler",
             "false",
         ])
@@ -75,7 +79,7 @@ fn node(db: &str, dir: &std::path::Path) -> Node {
         .spawn()
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let (mut http, mut radius) = (None, None);
+    let (mut http, mut radius, mut acct) = (None, None, None);
     while http.is_none() || radius.is_none() {
         let line = lines.next().expect("serve exited early").expect("a line");
         let field = |name: &str| {
@@ -86,6 +90,7 @@ fn node(db: &str, dir: &std::path::Path) -> Node {
         };
         if line.contains("RADIUS listening") {
             radius = field("auth=");
+            acct = field("acct=");
         } else if line.contains("serving") {
             http = field("addr=");
         }
@@ -96,6 +101,7 @@ fn node(db: &str, dir: &std::path::Path) -> Node {
         child,
         http: http.expect("http address"),
         radius: radius.expect("radius address"),
+        acct: acct.expect("accounting address"),
     }
 }
 
@@ -206,6 +212,163 @@ fn two_nodes(db: &str) {
     );
     // And node A, whose API made the change, agrees.
     assert_eq!(access(&sock, &a.radius, 7), Some(Code::AccessReject));
+}
+
+fn get(addr: &str, path: &str, token: &str) -> serde_json::Value {
+    let (status, text) = http(addr, "GET", path, token, "");
+    assert_eq!(status, 200, "{path}: {text}");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// A NAS that answers one CoA-Request with a CoA-ACK and reports the rate it was sent.
+fn coa_stand_in() -> (u16, std::thread::JoinHandle<Option<String>>) {
+    use lastmile_radius_codec::dict::mikrotik;
+    use lastmile_radius_codec::{PacketBuilder, PacketRef};
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind the stand-in");
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("address").port();
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let (n, from) = sock.recv_from(&mut buf).ok()?;
+        let req = PacketRef::decode(buf.get(..n)?).ok()?;
+        if req.code() != Code::CoaRequest {
+            return None;
+        }
+        let rate = req
+            .vendor(mikrotik::RATE_LIMIT)
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let mut out = Vec::new();
+        let ack = PacketBuilder::reply(&mut out, &req, Code::CoaAck)
+            .finish_reply(&req, SECRET.as_bytes());
+        sock.send_to(ack, from).ok()?;
+        rate
+    });
+    (port, handle)
+}
+
+fn plan_change_reaches_the_nas(db: &str) {
+    let dir = lastmile_testing::TempDir::new("radius-coa");
+    let out = lastmile(db, dir.path())
+        .args(["token", "create", "--role", "admin", "--name", "test"])
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let n = node(db, dir.path());
+    let (coa_port, nas) = coa_stand_in();
+    post(
+        &n.http,
+        "/api/v1/nas",
+        &token,
+        serde_json::json!({"name": "loopback", "ip": "127.0.0.1", "secret": SECRET,
+            "vendor": "mikrotik", "coa_port": coa_port}),
+    );
+    let sub = post(
+        &n.http,
+        "/api/v1/subscribers",
+        &token,
+        serde_json::json!({"name": "Alice", "currency": "EUR"}),
+    );
+    let plan = |code: &str, down: u32| {
+        post(
+            &n.http,
+            "/api/v1/plans",
+            &token,
+            serde_json::json!({"code": code, "name": code, "terms": {
+                "download_kbps": down, "upload_kbps": 5000, "price_minor": 2000, "currency": "EUR"}}),
+        )
+    };
+    let (small, big) = (plan("SMALL", 20_000), plan("BIG", 80_000));
+    let svc = post(
+        &n.http,
+        "/api/v1/services",
+        &token,
+        serde_json::json!({"subscriber_id": sub["id"], "plan_id": small["id"],
+            "username": "alice", "password": "alice-pw"}),
+    );
+    let id = svc["id"].as_str().expect("service id").to_string();
+    post(
+        &n.http,
+        &format!("/api/v1/services/{id}/activate"),
+        &token,
+        serde_json::json!({}),
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    until(&sock, &n.radius, Code::AccessAccept, Instant::now());
+
+    // A live session, as the NAS reports it.
+    let mut start = AccountingRequest::new(1, lastmile_radius_codec::acct::AcctStatusType::Start);
+    start.session_id = Some("coa-1");
+    start.user_name = Some("alice");
+    let mut buf = Vec::new();
+    let req = start
+        .encode(&mut buf, SECRET.as_bytes())
+        .expect("encode")
+        .to_vec();
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sock.send_to(&req, &n.acct).expect("send");
+    let mut reply = [0u8; 4096];
+    let got = sock.recv(&mut reply).expect("an Accounting-Response");
+    let p = client::verify_reply(&reply[..got], &req, SECRET.as_bytes(), false).expect("valid");
+    assert_eq!(p.code(), Code::AccountingResponse);
+
+    post(
+        &n.http,
+        &format!("/api/v1/services/{id}/change-plan"),
+        &token,
+        serde_json::json!({"plan_id": big["id"]}),
+    );
+    let rate = nas.join().expect("stand-in thread");
+    assert_eq!(
+        rate.as_deref(),
+        Some("5000k/80000k"),
+        "the new tier, upload/download"
+    );
+
+    // The ACK is recorded on the job and on the session (the runner may still be writing it).
+    let jobs = format!("/api/v1/provisioning-jobs?service_id={id}&kind=nas.coa");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let list = get(&n.http, &jobs, &token);
+        let job = list["items"][0].clone();
+        if job["status"] == "succeeded" || Instant::now() > deadline {
+            break job;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(
+        job["last_result"].as_str().is_some_and(|r| !r.is_empty()),
+        "{job}"
+    );
+    let sessions = get(&n.http, &format!("/api/v1/services/{id}/sessions"), &token);
+    assert_eq!(sessions["items"][0]["accepted_policy"], "BIG", "{sessions}");
+}
+
+#[test]
+fn sqlite_plan_change_reaches_the_nas() {
+    let dir = lastmile_testing::TempDir::new("radius-coa-db");
+    plan_change_reaches_the_nas(&format!("sqlite://{}", dir.path().join("isp.db").display()));
+}
+
+#[tokio::test]
+async fn postgres_plan_change_reaches_the_nas() {
+    if let Some(url) = lastmile_testing::pg::database_url().await {
+        tokio::task::spawn_blocking(move || plan_change_reaches_the_nas(&url))
+            .await
+            .expect("test thread");
+    }
 }
 
 #[test]
