@@ -2,6 +2,8 @@
 //! binary on SQLite: a run for one subscriber bills only them; the dunning pass suspends an
 //! overdue subscriber's services once, however often it runs.
 
+mod common;
+
 use jiff::Timestamp;
 use lastmile_api_types::{
     CreatePlan, CreateService, CreateSubscriber, DunningPolicyBody, PlanTermsBody,
@@ -18,12 +20,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 fn lastmile(db: &str, dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-    c.current_dir(dir)
-        .env("LASTMILE_DATABASE_URL", db)
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .env_remove("LASTMILE_SECRET_KEY");
+    let mut c = common::lastmile(db, dir);
+    c.env("RUST_LOG", "warn");
     c
 }
 

@@ -1,19 +1,12 @@
 //! The `lastmile` binary end to end, on SQLite and on PostgreSQL: migrate, create a token,
 //! serve, answer an authenticated request, and shut down gracefully on SIGTERM.
 
+mod common;
+
+use common::lastmile;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-
-fn lastmile(db: &str, dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-    c.current_dir(dir)
-        .env("LASTMILE_DATABASE_URL", db)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("LASTMILE_SECRET_KEY");
-    c
-}
 
 fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();

@@ -7,6 +7,8 @@
 //! The server runs with a 1-second idempotency lease (`LASTMILE_IDEMPOTENCY_LEASE_SECS`) so
 //! the reservations of the killed process expire quickly; retries poll until then.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -19,13 +21,8 @@ const REQUESTS: usize = 120;
 const ANSWERED_BEFORE_KILL: usize = 10;
 
 fn lastmile(db: &str, dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-    c.current_dir(dir)
-        .env("LASTMILE_DATABASE_URL", db)
-        .env("LASTMILE_IDEMPOTENCY_LEASE_SECS", "1")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("LASTMILE_SECRET_KEY");
+    let mut c = common::lastmile(db, dir);
+    c.env("LASTMILE_IDEMPOTENCY_LEASE_SECS", "1");
     c
 }
 

@@ -5,25 +5,18 @@
 //! - a plan change through the API reaches a live session's NAS as a CoA-Request with the new
 //!   rate; the NAS's ACK marks the job succeeded and the session's accepted policy.
 
+mod common;
+
+use common::lastmile;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use lastmile_radius::client::{self, AccessRequest, AccountingRequest};
 use lastmile_radius_codec::Code;
 
 const SECRET: &str = "two-nodes-secret";
-
-fn lastmile(db: &str, dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-    c.current_dir(dir)
-        .env("LASTMILE_DATABASE_URL", db)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("LASTMILE_SECRET_KEY");
-    c
-}
 
 /// One HTTP/1.1 exchange; returns the status and the body.
 fn http(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
@@ -135,9 +128,8 @@ fn until(sock: &UdpSocket, server: &str, want: Code, since: Instant) -> Duration
     panic!("node never answered {want:?}");
 }
 
-fn two_nodes(db: &str) {
-    let dir = lastmile_testing::TempDir::new("radius-nodes");
-    let out = lastmile(db, dir.path())
+fn admin_token(db: &str, dir: &std::path::Path) -> String {
+    let out = lastmile(db, dir)
         .args(["token", "create", "--role", "admin", "--name", "test"])
         .output()
         .expect("token create");
@@ -146,10 +138,45 @@ fn two_nodes(db: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .expect("utf-8")
         .trim()
-        .to_string();
+        .to_string()
+}
+
+/// A plan with this code and download rate (upload 5 Mbit/s).
+fn plan(http: &str, token: &str, code: &str, download_kbps: u32) -> serde_json::Value {
+    post(
+        http,
+        "/api/v1/plans",
+        token,
+        serde_json::json!({"code": code, "name": code, "terms": {
+            "download_kbps": download_kbps, "upload_kbps": 5000, "price_minor": 2000,
+            "currency": "EUR"}}),
+    )
+}
+
+/// Alice's PPPoE service (`alice` / `alice-pw`) on `plan`, pending; returns its id.
+fn alice_service(http: &str, token: &str, plan: &serde_json::Value) -> String {
+    let sub = post(
+        http,
+        "/api/v1/subscribers",
+        token,
+        serde_json::json!({"name": "Alice", "currency": "EUR"}),
+    );
+    let svc = post(
+        http,
+        "/api/v1/services",
+        token,
+        serde_json::json!({"subscriber_id": sub["id"], "plan_id": plan["id"],
+            "username": "alice", "password": "alice-pw"}),
+    );
+    svc["id"].as_str().expect("service id").to_string()
+}
+
+fn two_nodes(db: &str) {
+    let dir = lastmile_testing::TempDir::new("radius-nodes");
+    let token = admin_token(db, dir.path());
     let a = node(db, dir.path());
     let b = node(db, dir.path());
 
@@ -159,27 +186,8 @@ fn two_nodes(db: &str) {
         &token,
         serde_json::json!({"name": "loopback", "ip": "127.0.0.1", "secret": SECRET, "vendor": "mikrotik"}),
     );
-    let sub = post(
-        &a.http,
-        "/api/v1/subscribers",
-        &token,
-        serde_json::json!({"name": "Alice", "currency": "EUR"}),
-    );
-    let plan = post(
-        &a.http,
-        "/api/v1/plans",
-        &token,
-        serde_json::json!({"code": "HOME", "name": "Home", "terms": {
-            "download_kbps": 20000, "upload_kbps": 5000, "price_minor": 2000, "currency": "EUR"}}),
-    );
-    let svc = post(
-        &a.http,
-        "/api/v1/services",
-        &token,
-        serde_json::json!({"subscriber_id": sub["id"], "plan_id": plan["id"],
-            "username": "alice", "password": "alice-pw"}),
-    );
-    let id = svc["id"].as_str().expect("service id").to_string();
+    let home = plan(&a.http, &token, "HOME", 20_000);
+    let id = alice_service(&a.http, &token, &home);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     // Short: until the NAS itself reaches node B's directory, B drops our packets unanswered.
     sock.set_read_timeout(Some(Duration::from_millis(100)))
@@ -249,19 +257,7 @@ fn coa_stand_in() -> (u16, std::thread::JoinHandle<Option<String>>) {
 
 fn plan_change_reaches_the_nas(db: &str) {
     let dir = lastmile_testing::TempDir::new("radius-coa");
-    let out = lastmile(db, dir.path())
-        .args(["token", "create", "--role", "admin", "--name", "test"])
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string();
+    let token = admin_token(db, dir.path());
     let n = node(db, dir.path());
     let (coa_port, nas) = coa_stand_in();
     post(
@@ -271,30 +267,9 @@ fn plan_change_reaches_the_nas(db: &str) {
         serde_json::json!({"name": "loopback", "ip": "127.0.0.1", "secret": SECRET,
             "vendor": "mikrotik", "coa_port": coa_port}),
     );
-    let sub = post(
-        &n.http,
-        "/api/v1/subscribers",
-        &token,
-        serde_json::json!({"name": "Alice", "currency": "EUR"}),
-    );
-    let plan = |code: &str, down: u32| {
-        post(
-            &n.http,
-            "/api/v1/plans",
-            &token,
-            serde_json::json!({"code": code, "name": code, "terms": {
-                "download_kbps": down, "upload_kbps": 5000, "price_minor": 2000, "currency": "EUR"}}),
-        )
-    };
-    let (small, big) = (plan("SMALL", 20_000), plan("BIG", 80_000));
-    let svc = post(
-        &n.http,
-        "/api/v1/services",
-        &token,
-        serde_json::json!({"subscriber_id": sub["id"], "plan_id": small["id"],
-            "username": "alice", "password": "alice-pw"}),
-    );
-    let id = svc["id"].as_str().expect("service id").to_string();
+    let small = plan(&n.http, &token, "SMALL", 20_000);
+    let big = plan(&n.http, &token, "BIG", 80_000);
+    let id = alice_service(&n.http, &token, &small);
     post(
         &n.http,
         &format!("/api/v1/services/{id}/activate"),
