@@ -7,14 +7,69 @@ use lastmile_store_sql::{Conn, Dialect, Param};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{ErrorCode, Statement};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use uuid::Uuid;
 
 /// A connection as the generic store code sees it. On the writer thread it is inside the
 /// transaction (and savepoint) the writer opened; on a reader thread it is read-only.
-pub struct SqliteConn(pub rusqlite::Connection);
+pub struct SqliteConn {
+    pub conn: rusqlite::Connection,
+    texts: TextCache,
+}
+
+impl SqliteConn {
+    pub fn new(conn: rusqlite::Connection) -> Self {
+        SqliteConn {
+            conn,
+            texts: TextCache::default(),
+        }
+    }
+}
+
+/// What a statement text becomes for SQLite, kept per text so the hot path (an accounting
+/// record runs three statements) neither rewrites placeholders nor collects column names
+/// each time. Keyed by where the text lives: the store's statements are constants, so the
+/// key is stable and hashing it is cheap; a hit is confirmed by comparing the text (a
+/// dynamic text freed and another built at the same address is then a miss, not a mix-up).
+#[derive(Default)]
+struct TextCache {
+    map: HashMap<(usize, usize), Arc<Prepared>>,
+}
+
+struct Prepared {
+    original: Box<str>,
+    positional: Box<str>,
+    /// The result's column names, once a fetch has seen them.
+    names: OnceLock<Arc<[String]>>,
+}
+
+/// Entries before the cache starts over (texts built at run time, such as multi-row
+/// inserts, each take one; the constants come back at once).
+const TEXT_CACHE_CAPACITY: usize = 512;
+
+impl TextCache {
+    fn get(&mut self, sql: &str) -> Arc<Prepared> {
+        let key = (sql.as_ptr() as usize, sql.len());
+        if let Some(p) = self.map.get(&key) {
+            if *p.original == *sql {
+                return p.clone();
+            }
+        }
+        if self.map.len() >= TEXT_CACHE_CAPACITY {
+            self.map.clear();
+        }
+        let p = Arc::new(Prepared {
+            original: sql.into(),
+            positional: positional(sql).into(),
+            names: OnceLock::new(),
+        });
+        self.map.insert(key, p.clone());
+        p
+    }
+}
 
 /// A row copied out of its statement (rusqlite rows borrow the statement).
 pub struct SqliteRow {
@@ -156,9 +211,17 @@ fn bug(msg: &str) -> StoreError {
 impl SqliteConn {
     /// Runs `sql` (from the connection's statement cache) and copies out every row.
     pub fn fetch_now(&mut self, sql: &str, params: &[Param]) -> Result<Vec<SqliteRow>> {
-        let mut stmt = self.0.prepare_cached(&positional(sql)).map_err(db_err)?;
+        let text = self.texts.get(sql);
+        let mut stmt = self.conn.prepare_cached(&text.positional).map_err(db_err)?;
         bind(&mut stmt, params)?;
-        let names: Arc<[String]> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let names = match text.names.get() {
+            Some(n) if n.len() == stmt.column_count() => n.clone(),
+            _ => {
+                let n: Arc<[String]> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+                let _ = text.names.set(n.clone());
+                n
+            }
+        };
         let width = names.len();
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();
@@ -183,13 +246,14 @@ impl SqliteConn {
 
     /// Runs `sql` and returns how many rows it changed.
     pub fn execute_now(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
-        let mut stmt = self.0.prepare_cached(&positional(sql)).map_err(db_err)?;
+        let text = self.texts.get(sql);
+        let mut stmt = self.conn.prepare_cached(&text.positional).map_err(db_err)?;
         bind(&mut stmt, params)?;
         // A statement that returns rows (e.g. `INSERT … RETURNING`) is stepped to its end.
         let mut rows = stmt.raw_query();
         while rows.next().map_err(db_err)?.is_some() {}
         drop(rows);
-        Ok(self.0.changes())
+        Ok(self.conn.changes())
     }
 }
 

@@ -14,8 +14,16 @@
 //!
 //! # Durability
 //!
-//! WAL with `synchronous=FULL`: the WAL is synced at every commit, so an answered write
-//! survives a crash of the process and of the machine.
+//! An answered write survives a crash of the process and of the machine: a syncer thread
+//! `fdatasync`s the WAL after each commit and only then answers the jobs the commit held.
+//! The connection itself runs `synchronous=NORMAL` (its commit does not sync), so the writer
+//! goes on with the next transaction while the disk syncs the previous one: the sync is off
+//! the writer's critical path (with `synchronous=FULL` the writer sat idle in every commit's
+//! `fsync`). One sync covers every commit before it. Other connections may read a commit a
+//! fraction of a millisecond before it is on disk; its writer has not been answered then, so
+//! what a power loss could take back is only what nobody was told is stored. A failed sync
+//! stops the writer: the kernel may have dropped the pages it could not write, so no later
+//! commit could be trusted (an operator restarts, and SQLite recovers from the WAL).
 //!
 //! # Checkpoints
 //!
@@ -37,6 +45,7 @@ use lastmile_store_sql::{ConnFuture, Db};
 use rusqlite::{Connection, OpenFlags};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +63,12 @@ type Finish = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// A write job: runs on the writer's connection; says whether it succeeded (so the writer
 /// keeps or rolls back its savepoint) and how to answer once the transaction ends.
 type Job = Box<dyn FnOnce(&mut SqliteConn) -> (bool, Finish) + Send>;
+
+/// A committed (or failed) transaction's answers, handed to the syncer.
+struct Committed {
+    finishes: Vec<Finish>,
+    commit: std::result::Result<(), String>,
+}
 
 /// What the writer thread is asked to do.
 enum Msg {
@@ -97,9 +112,17 @@ impl SqliteDb {
         let last_error = Arc::new(Mutex::new(None));
         let writer_error = last_error.clone();
         let checkpoints = start_checkpointer(&path)?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let syncer = start_syncer(&path, last_error.clone(), failed.clone())?;
+        let state = WriterState {
+            last_error: writer_error,
+            failed,
+            checkpoints,
+            syncer,
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer(SqliteConn(conn), rx, writer_error, checkpoints))
+            .spawn(move || writer(SqliteConn::new(conn), rx, state))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}").into()))?;
         Ok(Self {
             jobs: tx,
@@ -127,9 +150,11 @@ fn open_writer(path: &Path) -> Result<Connection> {
     // stall every write behind a sync of the database file) is only a safety net, at ~400 MB.
     // Savepoint journals (one per grouped request, one per accounting record) stay in memory:
     // on disk each would be a temporary file created, written and deleted per transaction.
+    // `synchronous = NORMAL`: the syncer thread syncs the WAL before any job is answered
+    // (module docs, Durability).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+         PRAGMA synchronous = NORMAL;
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
@@ -158,7 +183,7 @@ fn open_reader(path: &Path) -> Result<SqliteConn> {
     conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
         .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(256);
-    Ok(SqliteConn(conn))
+    Ok(SqliteConn::new(conn))
 }
 
 /// Least time between two checkpoints: each one syncs the database file, so under a steady
@@ -183,12 +208,17 @@ fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
         .name("sqlite-checkpointer".into())
         .spawn(move || {
             let mut last: Option<Instant> = None;
-            while rx.recv().is_ok() {
-                if let Some(wait) = last.and_then(|l| CHECKPOINT_SPACING.checked_sub(l.elapsed()))
-                {
-                    // Waits out the spacing, unless the writer has stopped meanwhile.
-                    if let Err(RecvTimeoutError::Disconnected) = rx.recv_timeout(wait) {
-                        break;
+            'nudges: while rx.recv().is_ok() {
+                // Waits out the spacing: nudges arriving meanwhile are covered by the
+                // checkpoint that follows (one after every commit would copy every frame,
+                // where a spaced one copies each page once), unless the writer stops.
+                if let Some(until) = last.map(|l| l + CHECKPOINT_SPACING) {
+                    while let Some(wait) = until.checked_duration_since(Instant::now()) {
+                        match rx.recv_timeout(wait) {
+                            Ok(()) => {}
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => break 'nudges,
+                        }
                     }
                 }
                 if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
@@ -201,13 +231,87 @@ fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
     Ok(tx)
 }
 
-/// The writer thread: groups waiting jobs into transactions until every sender is gone.
-fn writer(
-    mut conn: SqliteConn,
-    mut msgs: mpsc::Receiver<Msg>,
+/// Commits the syncer may be behind by before the writer waits for it.
+const SYNC_BACKLOG: usize = 64;
+
+/// Starts the syncer thread: it takes every commit waiting, syncs the WAL once for all of
+/// them, then answers their jobs (module docs, Durability). `fdatasync` on a descriptor of
+/// its own flushes the file's pages whoever wrote them. A WAL that is reset or truncated
+/// after a checkpoint is the same file; SQLite deletes it only when the last connection
+/// closes, and the writer's stays open while this runs.
+fn start_syncer(
+    db: &Path,
     last_error: Arc<Mutex<Option<String>>>,
+    failed: Arc<AtomicBool>,
+) -> Result<std::sync::mpsc::SyncSender<Committed>> {
+    let mut wal_path = db.as_os_str().to_owned();
+    wal_path.push("-wal");
+    let wal_path = PathBuf::from(wal_path);
+    // SQLite has created it by now (the migrations ran in WAL mode); should it not have, an
+    // empty WAL is what it would create.
+    let wal = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&wal_path)
+    }
+    .map_err(|e| {
+        StoreError::Backend(format!("cannot open the WAL {}: {e}", wal_path.display()).into())
+    })?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Committed>(SYNC_BACKLOG);
+    std::thread::Builder::new()
+        .name("sqlite-syncer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter());
+                let synced = if batch.iter().any(|c| c.commit.is_ok()) {
+                    wal.sync_data().map_err(|e| {
+                        let msg = format!(
+                            "the disk could not sync the WAL ({e}); the last writes may not be \
+                             stored, and the database takes no more until Lastmile restarts"
+                        );
+                        tracing::error!(error = %msg, "the database cannot sync");
+                        failed.store(true, Ordering::SeqCst);
+                        set_last_error(&last_error, msg.clone());
+                        msg
+                    })
+                } else {
+                    Ok(())
+                };
+                for c in batch {
+                    let answer = c.commit.and(synced.clone());
+                    for finish in c.finishes {
+                        finish(answer.clone());
+                    }
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the syncer: {e}").into()))?;
+    Ok(tx)
+}
+
+/// What the writer thread holds besides its connection.
+struct WriterState {
+    last_error: Arc<Mutex<Option<String>>>,
+    /// Set by the syncer when a sync failed: no more transactions.
+    failed: Arc<AtomicBool>,
     checkpoints: std::sync::mpsc::SyncSender<()>,
-) {
+    syncer: std::sync::mpsc::SyncSender<Committed>,
+}
+
+/// The writer thread: groups waiting jobs into transactions until every sender is gone.
+fn writer(mut conn: SqliteConn, mut msgs: mpsc::Receiver<Msg>, state: WriterState) {
+    let WriterState {
+        last_error,
+        failed,
+        checkpoints,
+        syncer,
+    } = state;
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = msgs.blocking_recv() {
         let mut checkpoint = None;
@@ -222,14 +326,22 @@ fn writer(
                 Err(_) => break,
             }
         }
-        if !group.is_empty() {
-            run_group(&mut conn, &mut group, &last_error);
+        if failed.load(Ordering::SeqCst) {
+            // Dropped jobs are answered with the sync failure (`last_error`).
+            group.clear();
+        } else if !group.is_empty() {
+            if let Some(committed) = run_group(&mut conn, &mut group, &last_error) {
+                if syncer.send(committed).is_err() {
+                    // The syncer is gone (it never stops first): its jobs hear last_error.
+                    set_last_error(&last_error, "the database syncer has stopped".into());
+                }
+            }
             // A nudge already waiting covers this commit too.
             let _ = checkpoints.try_send(());
         }
         if let Some(reply) = checkpoint {
             let r = conn
-                .0
+                .conn
                 .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
                 .map_err(db_err);
             let _ = reply.send(r);
@@ -243,15 +355,21 @@ fn set_last_error(last: &Mutex<Option<String>>, msg: String) {
     }
 }
 
-fn run_group(conn: &mut SqliteConn, group: &mut Vec<Job>, last_error: &Mutex<Option<String>>) {
+/// Runs `group` in one transaction; what to answer once the WAL is synced (`None` when
+/// nothing was committed and every job is answered already).
+fn run_group(
+    conn: &mut SqliteConn,
+    group: &mut Vec<Job>,
+    last_error: &Mutex<Option<String>>,
+) -> Option<Committed> {
     let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
-    if let Err(e) = conn.0.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = conn.conn.execute_batch("BEGIN IMMEDIATE") {
         // The jobs never run; dropping them answers each caller with the writer's last error.
         let msg = db_err(e).to_string();
         tracing::error!(error = %msg, "the writer cannot begin a transaction");
         set_last_error(last_error, msg);
         group.clear();
-        return;
+        return None;
     }
     let savepoints = group.len() > 1;
     for job in group.drain(..) {
@@ -277,7 +395,7 @@ fn run_group(conn: &mut SqliteConn, group: &mut Vec<Job>, last_error: &Mutex<Opt
             }
         } else if !ok {
             // The only job failed: nothing of it may be committed.
-            let _ = conn.0.execute_batch("ROLLBACK");
+            let _ = conn.conn.execute_batch("ROLLBACK");
             match outcome {
                 Ok((_, finish)) => finish(Ok(())),
                 Err(_) => set_last_error(
@@ -285,7 +403,7 @@ fn run_group(conn: &mut SqliteConn, group: &mut Vec<Job>, last_error: &Mutex<Opt
                     "a store write panicked (a bug); it was rolled back".into(),
                 ),
             }
-            return;
+            return None;
         }
         match outcome {
             Ok((_, finish)) => finishes.push(finish),
@@ -298,8 +416,8 @@ fn run_group(conn: &mut SqliteConn, group: &mut Vec<Job>, last_error: &Mutex<Opt
             }
         }
     }
-    let commit = conn.0.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.0.execute_batch("ROLLBACK");
+    let commit = conn.conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.conn.execute_batch("ROLLBACK");
         let msg = db_err(e).to_string();
         tracing::error!(error = %msg, "a write transaction did not commit");
         msg
@@ -307,9 +425,7 @@ fn run_group(conn: &mut SqliteConn, group: &mut Vec<Job>, last_error: &Mutex<Opt
     if let Err(msg) = &commit {
         set_last_error(last_error, msg.clone());
     }
-    for finish in finishes {
-        finish(commit.clone());
-    }
+    Some(Committed { finishes, commit })
 }
 
 fn writer_gone() -> StoreError {
