@@ -165,19 +165,19 @@ pub enum SessionChange {
 
 /// The effect of `event` on `latest`, the most recent session with the same NAS and
 /// Acct-Session-Id (open or not), and the usage it adds. `new_id` names the session if one
-/// is created. Accounting-On / -Off are not for this function (they close a NAS's sessions).
+/// is created (called only then: most events update a session, and an id costs randomness). Accounting-On / -Off are not for this function (they close a NAS's sessions).
 pub fn apply_accounting(
     latest: Option<&RadiusSession>,
     event: &AccountingEvent,
-    new_id: SessionId,
+    new_id: impl FnOnce() -> SessionId,
 ) -> (SessionChange, Option<UsageDelta>) {
     let is_start = event.status == AcctStatus::Start;
     let stop = event.status == AcctStatus::Stop;
     match latest {
         // A Start after the session ended names a new session: NASes reuse Acct-Session-Ids
         // (after a reboot, or counting from a small number).
-        Some(s) if is_start && s.end.is_some() => insert(event, new_id),
-        None => insert(event, new_id),
+        Some(s) if is_start && s.end.is_some() => insert(event, new_id()),
+        None => insert(event, new_id()),
         Some(s) => {
             if !is_newer(s, event) {
                 return (SessionChange::Ignore, None);

@@ -39,20 +39,52 @@ pub async fn record_accounting_isolated<C: Conn>(
     Ok(out)
 }
 
-/// The session an event belongs to: the open one, else the latest. On PostgreSQL the row is
-/// locked, so two transactions updating one session run one after the other, the second
-/// reading what the first wrote (otherwise both would add the same delta to the usage).
-fn latest_session_sql(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => {
-            "SELECT * FROM radius_sessions WHERE nas_id = $1 AND acct_session_id = $2
-             ORDER BY stopped_at IS NULL DESC, started_at DESC LIMIT 1"
+/// The session an event belongs to: the open one (one probe of the partial unique index,
+/// what nearly every Interim-Update and Stop finds), else the latest closed one (a late
+/// Stop, or a new session reusing an Acct-Session-Id: a NAS may restart its counter). On
+/// PostgreSQL the row is locked, so two transactions updating one session run one after the
+/// other, the second reading what the first wrote (otherwise both would add the same delta
+/// to the usage).
+fn session_lookup_sql(dialect: Dialect, open: bool) -> &'static str {
+    match (dialect, open) {
+        (Dialect::Sqlite, true) => {
+            "SELECT * FROM radius_sessions
+             WHERE nas_id = $1 AND acct_session_id = $2 AND stopped_at IS NULL"
         }
-        Dialect::Postgres => {
+        (Dialect::Postgres, true) => {
+            "SELECT * FROM radius_sessions
+             WHERE nas_id = $1 AND acct_session_id = $2 AND stopped_at IS NULL FOR UPDATE"
+        }
+        (Dialect::Sqlite, false) => {
             "SELECT * FROM radius_sessions WHERE nas_id = $1 AND acct_session_id = $2
-             ORDER BY stopped_at IS NULL DESC, started_at DESC LIMIT 1 FOR UPDATE"
+             ORDER BY started_at DESC LIMIT 1"
+        }
+        (Dialect::Postgres, false) => {
+            "SELECT * FROM radius_sessions WHERE nas_id = $1 AND acct_session_id = $2
+             ORDER BY started_at DESC LIMIT 1 FOR UPDATE"
         }
     }
+}
+
+async fn latest_session<C: Conn>(c: &mut C, e: &AccountingEvent) -> Result<Option<RadiusSession>> {
+    let key = [e.nas_id.0.into(), e.acct_session_id.as_str().into()];
+    if let Some(open) = fetch_opt(
+        c,
+        session_lookup_sql(C::DIALECT, true),
+        &key,
+        r::radius_session,
+    )
+    .await?
+    {
+        return Ok(Some(open));
+    }
+    fetch_opt(
+        c,
+        session_lookup_sql(C::DIALECT, false),
+        &key,
+        r::radius_session,
+    )
+    .await
 }
 
 const CLOSE_NAS_SESSIONS: &str = "UPDATE radius_sessions
@@ -137,14 +169,8 @@ async fn record_one<C: Conn>(c: &mut C, e: &AccountingEvent) -> Result<()> {
         .await?;
         return Ok(());
     }
-    let latest = fetch_opt(
-        c,
-        latest_session_sql(C::DIALECT),
-        &[e.nas_id.0.into(), e.acct_session_id.as_str().into()],
-        r::radius_session,
-    )
-    .await?;
-    let (change, usage) = apply_accounting(latest.as_ref(), e, SessionId::generate());
+    let latest = latest_session(c, e).await?;
+    let (change, usage) = apply_accounting(latest.as_ref(), e, SessionId::generate);
     match change {
         SessionChange::Insert(s) => c.execute(INSERT_SESSION, &session_params(&s)).await?,
         SessionChange::Update(s) if latest.as_ref().is_some_and(|old| counters_only(old, &s)) => {
@@ -317,6 +343,24 @@ fn safe_point_sql(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The changes past a cursor. SQLite's `tx` is always 0, and its planner seeks a row-value
+/// comparison on the first column only: `(tx, seq) > (0, n)` would walk every change ever
+/// recorded at each poll, so there it is the equivalent `tx = 0 AND seq > n`.
+fn changes_after_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "SELECT seq, tx, entity, entity_id FROM directory_changes
+             WHERE tx = $1 AND seq > $2
+             ORDER BY tx, seq LIMIT $3"
+        }
+        Dialect::Postgres => {
+            "SELECT seq, tx, entity, entity_id FROM directory_changes
+             WHERE (tx, seq) > ($1, $2)
+             ORDER BY tx, seq LIMIT $3"
+        }
+    }
+}
+
 async fn safe_point<C: Conn>(c: &mut C) -> Result<ChangeCursor> {
     fetch_opt(c, safe_point_sql(C::DIALECT), &[], |row| {
         Ok(ChangeCursor {
@@ -344,9 +388,7 @@ pub async fn directory_changes<C: Conn>(
     let safe = safe_point(c).await?;
     let rows = c
         .fetch(
-            "SELECT seq, tx, entity, entity_id FROM directory_changes
-             WHERE (tx, seq) > ($1, $2)
-             ORDER BY tx, seq LIMIT $3",
+            changes_after_sql(C::DIALECT),
             &[after.tx.into(), after.seq.into(), i64::from(limit).into()],
         )
         .await?;

@@ -297,16 +297,32 @@ fn build(traffic: Traffic, id: u8, slot: &mut Slot, rng: &mut Rng, services: usi
 }
 
 /// One client socket's share of the load.
-#[allow(clippy::too_many_arguments)]
-async fn drive(
+#[derive(Clone, Copy)]
+struct Share {
     target: SocketAddr,
     traffic: Traffic,
+    /// Which socket of the load this is.
     index: usize,
     depth: usize,
     services: usize,
+    /// Makes this run's Acct-Session-Ids its own: a run reusing an earlier run's ids would
+    /// find their closed sessions, which no real NAS load does at this rate.
+    run: u64,
     measure_from: Instant,
     stop_at: Instant,
-) -> Result<Stats> {
+}
+
+async fn drive(share: Share) -> Result<Stats> {
+    let Share {
+        target,
+        traffic,
+        index,
+        depth,
+        services,
+        run,
+        measure_from,
+        stop_at,
+    } = share;
     let sock = UdpSocket::bind("127.0.0.1:0").await?;
     sock.connect(target).await?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) << 20));
@@ -319,7 +335,7 @@ async fn drive(
                 .map(|m| {
                     let n = (index * depth + k) * 16 + m;
                     Session {
-                        id: format!("bench-{n:08x}"),
+                        id: format!("bench-{run:x}-{n:08x}"),
                         user: n % services.max(1),
                         started: false,
                         octets: 0,
@@ -400,17 +416,21 @@ async fn run_load(
 ) -> Result<f64> {
     let measure_from = Instant::now() + Duration::from_secs(1);
     let stop_at = measure_from + Duration::from_secs(load.seconds.max(1));
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut tasks = Vec::new();
-    for i in 0..load.sockets.max(1) {
-        tasks.push(tokio::spawn(drive(
+    for index in 0..load.sockets.max(1) {
+        tasks.push(tokio::spawn(drive(Share {
             target,
             traffic,
-            i,
-            load.depth,
+            index,
+            depth: load.depth,
             services,
+            run,
             measure_from,
             stop_at,
-        )));
+        })));
     }
     let mut all = Stats::default();
     for t in tasks {

@@ -34,11 +34,9 @@ fn run(events: &[AccountingEvent]) -> (Option<RadiusSession>, Octets) {
     let mut latest: Option<RadiusSession> = None;
     let mut counted = Octets::default();
     for (i, e) in events.iter().enumerate() {
-        let (change, usage) = apply_accounting(
-            latest.as_ref(),
-            e,
-            SessionId(uuid::Uuid::from_u128(i as u128 + 10)),
-        );
+        let (change, usage) = apply_accounting(latest.as_ref(), e, || {
+            SessionId(uuid::Uuid::from_u128(i as u128 + 10))
+        });
         if let Some(u) = usage {
             counted = add(counted, u.octets);
         }
@@ -210,7 +208,7 @@ fn a_start_after_a_stop_is_a_new_session_and_an_update_reopens_a_stale_one() {
         Some(2100),
         Some((3000, 100)),
     );
-    let (change, usage) = apply_accounting(Some(&stale), &i, SessionId::generate());
+    let (change, usage) = apply_accounting(Some(&stale), &i, SessionId::generate);
     let SessionChange::Update(s) = change else {
         panic!("expected an update")
     };
@@ -221,8 +219,9 @@ fn a_start_after_a_stop_is_a_new_session_and_an_update_reopens_a_stale_one() {
     stopped.end = Some(SessionEnd::Stop);
     stopped.stopped_at = Some(ts("2026-01-01T11:00:00Z"));
     let start = event(AcctStatus::Start, "2026-01-02T08:00:00Z", Some(0), None);
-    let (change, _) =
-        apply_accounting(Some(&stopped), &start, SessionId(uuid::Uuid::from_u128(99)));
+    let (change, _) = apply_accounting(Some(&stopped), &start, || {
+        SessionId(uuid::Uuid::from_u128(99))
+    });
     let SessionChange::Insert(n) = change else {
         panic!("expected a new session")
     };
@@ -240,7 +239,7 @@ fn unattributed_sessions_count_no_usage() {
     );
     e.service_id = None;
     e.subscriber_id = None;
-    let (change, usage) = apply_accounting(None, &e, SessionId::generate());
+    let (change, usage) = apply_accounting(None, &e, SessionId::generate);
     assert!(matches!(change, SessionChange::Insert(ref s) if s.total.download == 1000));
     assert_eq!(usage, None);
 }
