@@ -15,6 +15,7 @@
 //! enums their snake_case names, nested structures JSON (`jsonb`, text), booleans `boolean` or
 //! 0/1. [`Param`] carries the type, so each binding stores it in its column's form.
 
+pub mod accounting;
 pub mod bench;
 pub mod billing;
 pub mod catalog;
@@ -296,6 +297,19 @@ pub fn uuid_array(ids: impl IntoIterator<Item = Uuid>) -> Param {
             s.push(',');
         }
         s.push_str(id.hyphenated().encode_lower(&mut buf));
+    }
+    s.push('}');
+    Param::Text(s)
+}
+
+/// A PostgreSQL `bigint[]` as its text form, for `CAST($n AS bigint[])`.
+pub fn i64_array(items: impl IntoIterator<Item = i64>) -> Param {
+    let mut s = String::from("{");
+    for (i, v) in items.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&v.to_string());
     }
     s.push('}');
     Param::Text(s)

@@ -1,7 +1,7 @@
 //! The [`Store`] port implemented once over any [`Db`]: each method runs its area's generic
 //! code as a read or as a write transaction. The SQL is in the area modules.
 
-use crate::{billing, catalog, money, radius, services, ConnFuture, Db};
+use crate::{accounting, billing, catalog, money, radius, services, ConnFuture, Db};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
@@ -735,16 +735,20 @@ impl<D: Db> RadiusStore for SqlStore<D> {
         let n = events.len();
         let first = self
             .db
-            .write(move |c| Box::pin(async move { radius::record_accounting_all(c, &all).await }))
+            .write(move |c| {
+                Box::pin(async move { accounting::record_accounting_all(c, &all).await })
+            })
             .await;
         match first {
             Ok(()) => Ok((0..n).map(|_| Ok(())).collect()),
             Err(e) if n <= 1 => Ok(vec![Err(e)]),
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(error = %e, events = n,
+                    "an accounting batch failed; recording its events one by one");
                 self.db
                     .write(move |c| {
                         Box::pin(
-                            async move { radius::record_accounting_isolated(c, &events).await },
+                            async move { accounting::record_accounting_isolated(c, &events).await },
                         )
                     })
                     .await

@@ -164,6 +164,7 @@ macro_rules! conformance_suite {
             subscriber_search_matches_phone_and_services,
             subscriber_search_pages_through_own_and_service_matches,
             radius_accounting_start_interim_stop,
+            radius_accounting_batch_equals_one_by_one,
             radius_usage_split_by_clock_hour,
             radius_accounting_batch_isolates_a_failing_event,
             radius_accounting_on_closes_the_nas_sessions,

@@ -191,6 +191,138 @@ pub async fn radius_accounting_start_interim_stop(store: Arc<dyn Store>) {
     assert_eq!(all.iter().filter(|s| s.is_open()).count(), 1);
 }
 
+/// A NAS's accounting as a batch sees it: several sessions interleaved, retransmissions,
+/// late and out-of-order updates, a counter going back, a Stop without counters, an
+/// Acct-Session-Id reused, an Accounting-On in the middle. `seed` varies the interleaving.
+fn busy_nas_traffic(nas: &Nas, svc: &Service, sids: &[String], seed: u64) -> Vec<AccountingEvent> {
+    let mut events = Vec::new();
+    let mut rng = seed | 1;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut clock = [0i64; 3];
+    let mut started = [0i64; 3];
+    let mut octets = [0u64; 3];
+    for step in 0..90 {
+        if step == 45 {
+            events.push(nas_event(nas, AcctStatus::AccountingOn, 40_000));
+            clock = [40_100, 40_200, 40_300];
+            started = clock;
+            octets = [0; 3];
+            continue;
+        }
+        let i = next(3) as usize;
+        let sid = &sids[i];
+        let (status, at, counted) = match next(12) {
+            0 if clock[i] > 0 => (AcctStatus::Stop, clock[i] + 60, Some(octets[i] + 500)),
+            1 if clock[i] > 0 => (AcctStatus::Stop, clock[i] + 60, None),
+            2 => (AcctStatus::Start, clock[i] + 120, Some(0)),
+            // A late update: older than what was counted.
+            3 if clock[i] > 300 => (
+                AcctStatus::InterimUpdate,
+                clock[i] - 300,
+                Some(octets[i] / 2),
+            ),
+            // A NAS that reset its counters.
+            4 => (AcctStatus::InterimUpdate, clock[i] + 300, Some(next(1_000))),
+            _ => (
+                AcctStatus::InterimUpdate,
+                clock[i] + 300,
+                Some(octets[i] + next(50_000)),
+            ),
+        };
+        let start_offset = clock[i];
+        clock[i] = at.max(clock[i]);
+        if status == AcctStatus::Start {
+            started[i] = at;
+        }
+        if let Some(o) = counted {
+            if status != AcctStatus::InterimUpdate || at >= start_offset {
+                octets[i] = o;
+            }
+        }
+        let mut e = acct(nas, svc, sid, status, at, counted.map(|o| (o, o / 10)));
+        // Seconds since the session's Start, so sessions start at distinct times.
+        e.session_time = u32::try_from((at - started[i]).max(0)).ok();
+        events.push(e.clone());
+        if next(5) == 0 {
+            // A retransmission the server's cache did not catch.
+            events.push(e);
+        }
+    }
+    events
+}
+
+/// What a session looks like without the ids that differ between two worlds.
+fn comparable(s: &RadiusSession) -> impl PartialEq + std::fmt::Debug {
+    (
+        s.acct_session_id.clone(),
+        s.started_at,
+        s.updated_at,
+        s.stopped_at,
+        s.end,
+        s.terminate_cause,
+        s.session_time,
+        s.total,
+        s.base,
+    )
+}
+
+pub async fn radius_accounting_batch_equals_one_by_one(store: Arc<dyn Store>) {
+    let store = &*store;
+    for seed in [7, 1_234_567, 0x9e37_79b9] {
+        let (batched, single) = (world(store).await, world(store).await);
+        let (svc_b, svc_s) = (
+            new_service(store, &batched).await,
+            new_service(store, &single).await,
+        );
+        let sids = [tag(), tag(), tag()];
+        let traffic_b = busy_nas_traffic(&batched.nas, &svc_b, &sids, seed);
+        let traffic_s = busy_nas_traffic(&single.nas, &svc_s, &sids, seed);
+        record_ok(store, traffic_b).await;
+        for e in traffic_s {
+            record_ok(store, vec![e]).await;
+        }
+        let view = |mut all: Vec<RadiusSession>| {
+            all.sort_by(|a, b| {
+                (a.started_at, &a.acct_session_id, a.stopped_at).cmp(&(
+                    b.started_at,
+                    &b.acct_session_id,
+                    b.stopped_at,
+                ))
+            });
+            all.iter().map(comparable).collect::<Vec<_>>()
+        };
+        let (b, s) = (
+            view(sessions(store, of_service(&svc_b)).await),
+            view(sessions(store, of_service(&svc_s)).await),
+        );
+        assert!(b.len() >= 3, "seed {seed}: the traffic makes sessions");
+        assert_eq!(
+            b, s,
+            "seed {seed}: the batch's sessions are the one-by-one sessions"
+        );
+        let hourly = |sub| async move {
+            store
+                .usage_hourly(sub, t(-86_400), t(86_400))
+                .await
+                .expect("usage")
+                .into_iter()
+                .map(|u| (u.hour_start, u.octets))
+                .collect::<Vec<_>>()
+        };
+        let (ub, us) = (hourly(batched.sub.id).await, hourly(single.sub.id).await);
+        assert!(!ub.is_empty(), "seed {seed}: the traffic counts usage");
+        assert_eq!(
+            ub, us,
+            "seed {seed}: the batch's usage is the one-by-one usage"
+        );
+    }
+}
+
 pub async fn radius_usage_split_by_clock_hour(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
