@@ -2,7 +2,7 @@ use crate::requests::FreeWindowBody;
 use crate::requests::SuspendedActionBody;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
-use lastmile_domain::job::{JobStatus, ProvisioningJob};
+use lastmile_domain::job::{JobKind, JobStatus, ProvisioningJob};
 use lastmile_domain::nas::{Nas, SuspendedAction, VendorProfile};
 use lastmile_domain::plan::{
     BillingInterval, Burst, CapPolicy, FreeWindow, Plan, PlanStatus, PlanTerms, PlanVersion,
@@ -324,7 +324,7 @@ pub struct ProvisioningJobResponse {
     pub id: Uuid,
     pub subscriber_id: Option<Uuid>,
     pub service_id: Option<Uuid>,
-    pub kind: String,
+    pub kind: JobKind,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub status: JobStatus,

@@ -125,7 +125,7 @@ impl App {
                                 reminders += 1;
                                 change.jobs.push(ProvisioningJob::new(
                                     now,
-                                    REMINDER_JOB.as_str(),
+                                    REMINDER_JOB,
                                     Some(sub),
                                     None,
                                     serde_json::json!({

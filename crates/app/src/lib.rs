@@ -101,11 +101,8 @@ impl App {
         self
     }
 
-    pub fn has_executor(&self, kind: &str) -> bool {
-        self.config
-            .executor_kinds
-            .iter()
-            .any(|k| k.as_str() == kind)
+    pub fn has_executor(&self, kind: lastmile_domain::job::JobKind) -> bool {
+        self.config.executor_kinds.contains(&kind)
     }
 }
 

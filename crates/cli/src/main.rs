@@ -53,11 +53,10 @@ struct Cli {
     /// Billing runs leave drafts for review (`POST /invoices/{id}/issue`) instead of issuing.
     #[arg(long, global = true, env = "LASTMILE_INVOICE_DRAFTS")]
     invoice_drafts: bool,
-    /// When a cheaper plan starts to be billed: `next-period` (the current period was paid in
-    /// advance at the higher price) or `immediate` (from the day of the change).
-    #[arg(long, global = true, env = "LASTMILE_DOWNGRADES", default_value = "next-period",
-          value_parser = ["next-period", "immediate"])]
-    downgrades: String,
+    /// When a cheaper plan starts to be billed.
+    #[arg(long, global = true, env = "LASTMILE_DOWNGRADES", value_enum,
+          default_value_t = Downgrades::NextPeriod)]
+    downgrades: Downgrades,
     /// Credit note numbers: this prefix and their own gap-free sequence.
     #[arg(long, global = true, default_value = "CN-")]
     credit_note_prefix: String,
@@ -83,6 +82,24 @@ struct Cli {
     isp_phone: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--downgrades`: when a cheaper plan starts to be billed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Downgrades {
+    /// From the next period: the current one was paid in advance at the higher price.
+    NextPeriod,
+    /// From the day of the change, like an upgrade.
+    Immediate,
+}
+
+impl From<Downgrades> for lastmile_domain::billing::rating::DowngradeBilling {
+    fn from(d: Downgrades) -> Self {
+        match d {
+            Downgrades::NextPeriod => Self::NextPeriod,
+            Downgrades::Immediate => Self::Immediate,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -529,11 +546,7 @@ async fn build_app(cli: &Cli, backdate_days: i64) -> Result<App> {
                 .clamp(1, 10_000),
             issue_invoices: !cli.invoice_drafts,
             policy: lastmile_domain::billing::rating::BillingPolicy {
-                downgrades: if cli.downgrades == "immediate" {
-                    lastmile_domain::billing::rating::DowngradeBilling::Immediate
-                } else {
-                    lastmile_domain::billing::rating::DowngradeBilling::NextPeriod
-                },
+                downgrades: cli.downgrades.into(),
                 ..Default::default()
             },
             credit_note_prefix: cli.credit_note_prefix.clone(),

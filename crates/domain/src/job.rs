@@ -111,9 +111,7 @@ pub struct ProvisioningJob {
     pub id: JobId,
     pub subscriber_id: Option<SubscriberId>,
     pub service_id: Option<ServiceId>,
-    /// A [`JobKind`] name. Still a string in the row type: the store conformance suite
-    /// isolates its parallel cases by made-up kinds (see `job_kind`).
-    pub kind: String,
+    pub kind: JobKind,
     /// A [`JobPayload`] for NAS jobs; the dunning reminder's own fields for reminders.
     pub payload: serde_json::Value,
     pub status: JobStatus,
@@ -136,7 +134,7 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 10;
 impl ProvisioningJob {
     pub fn new(
         now: Timestamp,
-        kind: &str,
+        kind: JobKind,
         subscriber_id: Option<SubscriberId>,
         service_id: Option<ServiceId>,
         payload: serde_json::Value,
@@ -145,7 +143,7 @@ impl ProvisioningJob {
             id: JobId::generate(),
             subscriber_id,
             service_id,
-            kind: kind.to_string(),
+            kind,
             payload,
             status: JobStatus::Pending,
             attempts: 0,
@@ -167,21 +165,16 @@ impl ProvisioningJob {
         let json = serde_json::to_value(payload).unwrap_or(serde_json::Value::Null);
         Self::new(
             now,
-            kind.as_str(),
+            kind,
             Some(payload.subscriber_id),
             Some(payload.service_id),
             json,
         )
     }
 
-    /// The job's kind; `None` for a name this version does not know.
-    pub fn job_kind(&self) -> Option<JobKind> {
-        self.kind.parse().ok()
-    }
-
     /// The payload of a NAS job; `None` for other kinds or a payload that does not parse.
     pub fn nas_payload(&self) -> Option<JobPayload> {
-        match self.job_kind()? {
+        match self.kind {
             JobKind::NasCoa | JobKind::NasDisconnect => {
                 serde_json::from_value(self.payload.clone()).ok()
             }

@@ -712,7 +712,8 @@ async fn provisioning_jobs_list_get_and_retry(t: TestApp) {
         .app
         .store
         .claim_jobs(
-            &["nas.disconnect".to_string()],
+            &[lastmile_domain::job::JobKind::NasDisconnect],
+            lastmile_store::JobScope::All,
             now,
             now + jiff::SignedDuration::from_secs(60),
             10,

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use jiff::SignedDuration;
 use lastmile_app::Clock;
 use lastmile_domain::job::{backoff, JobKind, ProvisioningJob};
-use lastmile_store::{JobOutcome, Store, StoreError};
+use lastmile_store::{JobOutcome, JobScope, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,7 +67,7 @@ pub trait Executor: Send + Sync + 'static {
 }
 
 /// Called after every attempt with the job kind and `succeeded` / `retry` / `failed`.
-pub type AttemptHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub type AttemptHook = Arc<dyn Fn(JobKind, &str) + Send + Sync>;
 
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 pub const DEFAULT_PER_KEY: usize = 4;
@@ -179,19 +179,15 @@ impl Runner {
         if limit == 0 || self.executors.is_empty() {
             return Ok(0);
         }
-        let kinds: Vec<String> = self
-            .kinds()
-            .iter()
-            .map(|k| k.as_str().to_string())
-            .collect();
+        let kinds = self.kinds();
         let now = self.clock.now();
         let jobs = self
             .store
-            .claim_jobs(&kinds, now, now + self.claim_lease(), limit)
+            .claim_jobs(&kinds, JobScope::All, now, now + self.claim_lease(), limit)
             .await?;
         let n = jobs.len();
         for job in jobs {
-            let Some(exec) = job.job_kind().and_then(|k| self.executors.get(&k)).cloned() else {
+            let Some(exec) = self.executors.get(&job.kind).cloned() else {
                 continue;
             };
             // Only this loop takes slots and it claimed no more than were free.
@@ -340,6 +336,6 @@ impl Attempt {
                 tracing::error!(job = %job.id, error = %e, "could not record a job's outcome; it runs again after its lease")
             }
         }
-        (self.on_attempt)(&job.kind, label);
+        (self.on_attempt)(job.kind, label);
     }
 }

@@ -12,7 +12,7 @@ use lastmile_domain::audit::Actor;
 use lastmile_domain::ids::JobId;
 use lastmile_domain::job::{JobKind, JobStatus, ProvisioningJob};
 use lastmile_jobs::{Executor, JobFailure, JobReport, Runner};
-use lastmile_store::{JobOutcome, Store};
+use lastmile_store::{JobOutcome, JobScope, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -231,11 +231,16 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease(store: Arc<dyn Stor
     let id = f.suspended_service("crash").await[0].id;
     // A worker claims the job and dies without finishing it.
     let now = f.clock.now();
-    let kinds = vec![JobKind::NasDisconnect.as_str().to_string()];
     let lost = f
         .app
         .store
-        .claim_jobs(&kinds, now, now + SignedDuration::from_secs(60), 10)
+        .claim_jobs(
+            &[JobKind::NasDisconnect],
+            JobScope::All,
+            now,
+            now + SignedDuration::from_secs(60),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(lost.len(), 1);
@@ -287,7 +292,7 @@ async fn kinds_without_executor_stay_pending(store: Arc<dyn Store>) {
     let f = Fixture::new(store);
     let jobs = f.suspended_service("nocoa").await;
     assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].job_kind(), Some(JobKind::NasDisconnect));
+    assert_eq!(jobs[0].kind, JobKind::NasDisconnect);
     let runner = f.runner(Arc::new(CoaOnly));
     assert_eq!(
         runner.run_once().await.unwrap(),

@@ -46,7 +46,7 @@ pub(crate) mod prelude {
     pub use lastmile_domain::billing::invoice::{BillingRun, Invoice};
     pub use lastmile_domain::billing::tax::TaxZone;
     pub use lastmile_domain::ids::*;
-    pub use lastmile_domain::job::{JobStatus, ProvisioningJob};
+    pub use lastmile_domain::job::{JobKind, JobStatus, ProvisioningJob};
     pub use lastmile_domain::nas::{Nas, SuspendedAction};
     pub use lastmile_domain::plan::{Plan, PlanVersion};
     pub use lastmile_domain::service::Service;

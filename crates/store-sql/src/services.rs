@@ -208,7 +208,7 @@ pub async fn list_jobs<C: Conn>(
         [
             ("service_id", filter.service_id.map(|s| s.0.into())),
             ("subscriber_id", filter.subscriber_id.map(|s| s.0.into())),
-            ("kind", filter.kind.as_deref().map(Param::from)),
+            ("kind", filter.kind.map(|k| Param::from(k.as_str()))),
             ("status", filter.status.map(|st| st.as_str().into())),
         ],
     );
@@ -245,7 +245,8 @@ pub async fn requeue_failed_job<C: Conn>(
 
 pub async fn claim_jobs<C: Conn>(
     c: &mut C,
-    kinds: &[String],
+    kinds: &[JobKind],
+    scope: JobScope,
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
@@ -267,12 +268,15 @@ pub async fn claim_jobs<C: Conn>(
         ],
     };
     q.push("WITH picked AS MATERIALIZED (SELECT id FROM provisioning_jobs WHERE kind IN ")
-        .bind_list(kinds.iter().map(String::as_str))
-        .push(
-            " AND ((status = 'pending' AND run_after <= $1)
+        .bind_list(kinds.iter().map(|k| k.as_str()));
+    if let JobScope::Subscriber(s) = scope {
+        q.push(" AND subscriber_id = ").bind(s.0);
+    }
+    q.push(
+        " AND ((status = 'pending' AND run_after <= $1)
                   OR (status = 'running' AND locked_until < $1))
              ORDER BY run_after, id LIMIT $3",
-        );
+    );
     if C::DIALECT == Dialect::Postgres {
         q.push(" FOR UPDATE SKIP LOCKED");
     }

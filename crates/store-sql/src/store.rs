@@ -14,7 +14,7 @@ use lastmile_domain::billing::dunning::{DunningActionKind, DunningPolicy};
 use lastmile_domain::billing::invoice::{BillingRun, Invoice};
 use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::ids::*;
-use lastmile_domain::job::ProvisioningJob;
+use lastmile_domain::job::{JobKind, ProvisioningJob};
 use lastmile_domain::nas::Nas;
 use lastmile_domain::plan::{Plan, PlanVersion};
 use lastmile_domain::radius::{AccountingEvent, HourlyUsage, RadiusSession};
@@ -305,14 +305,17 @@ impl<D: Db> JobStore for SqlStore<D> {
 
     async fn claim_jobs(
         &self,
-        kinds: &[String],
+        kinds: &[JobKind],
+        scope: JobScope,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<ProvisioningJob>> {
         let kinds = kinds.to_vec();
         self.write(move |c| {
-            Box::pin(async move { services::claim_jobs(c, &kinds, now, lease_until, limit).await })
+            Box::pin(async move {
+                services::claim_jobs(c, &kinds, scope, now, lease_until, limit).await
+            })
         })
         .await
     }

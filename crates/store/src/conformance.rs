@@ -618,14 +618,14 @@ async fn record(store: &dyn Store, c: &ServiceChange) -> Service {
 
 /// A pending job of `kind`, due at `run_after`.
 fn job(
-    kind: &str,
+    kind: &JobKind,
     subscriber_id: Option<SubscriberId>,
     service_id: Option<ServiceId>,
     run_after: Timestamp,
 ) -> ProvisioningJob {
     let mut j = ProvisioningJob::new(
         t0(),
-        kind,
+        *kind,
         subscriber_id,
         service_id,
         json!({"service_id": service_id, "rate": "100M/20M", "attributes": [1, 2, 3]}),
@@ -649,11 +649,6 @@ async fn enqueue(
     )
     .await;
     jobs
-}
-
-/// A job kind only this case uses.
-fn kind(name: &str) -> String {
-    format!("conformance.{}.{name}", tag())
 }
 
 /// `j` as a claim at `now` with lease `lease_until` leaves it.
@@ -775,17 +770,19 @@ async fn list_job_ids(store: &dyn Store, filter: JobFilter) -> Vec<JobId> {
     job_ids(&store.list_jobs(&filter, ALL).await.expect("list_jobs"))
 }
 
+/// Claims `sub`'s jobs of `kinds` (cases share a database: each claims only its own).
 async fn claim(
     store: &dyn Store,
-    kinds: &[&String],
+    sub: SubscriberId,
+    kinds: &[&JobKind],
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
 ) -> Vec<ProvisioningJob> {
-    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    let kinds: Vec<JobKind> = kinds.iter().map(|k| **k).collect();
     sorted_jobs(
         store
-            .claim_jobs(&kinds, now, lease_until, limit)
+            .claim_jobs(&kinds, JobScope::Subscriber(sub), now, lease_until, limit)
             .await
             .expect("claim_jobs"),
     )
@@ -1763,10 +1760,10 @@ pub async fn record_service_change_writes_everything(store: Arc<dyn Store>) {
     let w = world(store).await;
     let s = service(&w.sub, &w.plan, Some(&w.nas));
     let created = add_service(store, &s).await;
-    let k = kind("policy");
+    let k = JobKind::NasDisconnect;
     let jobs = vec![
         job(&k, Some(w.sub.id), Some(s.id), t(10)),
-        job(&kind("coa"), Some(w.sub.id), Some(s.id), t(70)),
+        job(&JobKind::NasCoa, Some(w.sub.id), Some(s.id), t(70)),
     ];
     let activate = change(&s, 1, EventKind::Activated, t(5), t(10), jobs.clone());
     store.record_service_change(&activate).await.unwrap();
@@ -1865,7 +1862,7 @@ pub async fn record_service_change_stale_writes_nothing(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
     let s = new_service(store, &w).await;
-    let k = kind("policy");
+    let k = JobKind::NasCoa;
     let activate = change(
         &s,
         1,
@@ -1916,6 +1913,7 @@ pub async fn record_service_change_stale_writes_nothing(store: Arc<dyn Store>) {
             store,
             JobFilter {
                 kind: Some(k),
+                subscriber_id: Some(w.sub.id),
                 ..Default::default()
             }
         )
@@ -1928,7 +1926,7 @@ pub async fn record_service_change_rolls_back_on_failure(store: Arc<dyn Store>) 
     let store = &*store;
     let w = world(store).await;
     let s = new_service(store, &w).await;
-    let k = kind("policy");
+    let k = JobKind::NasCoa;
     let first = job(&k, Some(w.sub.id), Some(s.id), t(10));
     let activate = change(
         &s,
@@ -1982,7 +1980,7 @@ pub async fn record_service_change_rolls_back_on_failure(store: Arc<dyn Store>) 
 pub async fn record_service_change_concurrent_single_winner(store: Arc<dyn Store>) {
     let w = world(&*store).await;
     let s = new_service(&*store, &w).await;
-    let k = kind("policy");
+    let k = JobKind::NasCoa;
     let changes: Vec<ServiceChange> = (0..8)
         .map(|i| {
             let kind = if i % 2 == 0 {
@@ -2033,6 +2031,7 @@ pub async fn record_service_change_concurrent_single_winner(store: Arc<dyn Store
             store,
             JobFilter {
                 kind: Some(k),
+                subscriber_id: Some(w.sub.id),
                 ..Default::default()
             }
         )
@@ -2127,8 +2126,8 @@ pub async fn service_timeline_order_and_initial_plan(store: Arc<dyn Store>) {
 pub async fn jobs_list_filters(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let ka = kind("a");
-    let kb = kind("b");
+    let ka = JobKind::NasCoa;
+    let kb = JobKind::NasDisconnect;
     let sub_a = w.sub.id;
     let first = enqueue(store, &w, |s| {
         vec![
@@ -2157,20 +2156,25 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
     let svc1 = j1.service_id.unwrap();
 
     // j2 and j5 claimed; j5 then succeeds.
-    let got = claim(store, &[&kb], t(10), t(100), 10).await;
-    assert_eq!(job_ids(&got), sorted(&[j2.id, j5.id]));
+    let got = claim(store, sub_a, &[&kb], t(10), t(100), 10).await;
+    assert_eq!(job_ids(&got), vec![j2.id]);
+    let got = claim(store, sub_b, &[&kb], t(10), t(100), 10).await;
+    assert_eq!(job_ids(&got), vec![j5.id]);
     assert!(store
         .finish_job(j5.id, 1, &JobOutcome::succeeded("done"), t(11))
         .await
         .unwrap());
 
     let f = |filter| list_job_ids(store, filter);
-    let by_kind = |k: &String| JobFilter {
-        kind: Some(k.clone()),
+    // Other cases' jobs share the kinds: filters by kind name a subscriber too.
+    let by_kind = |k: JobKind, sub: SubscriberId| JobFilter {
+        kind: Some(k),
+        subscriber_id: Some(sub),
         ..Default::default()
     };
-    assert_eq!(f(by_kind(&ka)).await, sorted(&[j1.id, j3.id, j4.id]));
-    assert_eq!(f(by_kind(&kb)).await, sorted(&[j2.id, j5.id]));
+    assert_eq!(f(by_kind(ka, sub_a)).await, sorted(&[j1.id, j3.id]));
+    assert_eq!(f(by_kind(ka, sub_b)).await, vec![j4.id]);
+    assert_eq!(f(by_kind(kb, sub_a)).await, vec![j2.id]);
     assert_eq!(
         f(JobFilter {
             service_id: Some(svc1),
@@ -2187,26 +2191,27 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
         .await,
         sorted(&[j1.id, j2.id, j3.id])
     );
-    assert_eq!(
-        f(JobFilter {
-            subscriber_id: Some(sub_b),
-            ..by_kind(&kb)
-        })
-        .await,
-        vec![j5.id]
-    );
+    assert_eq!(f(by_kind(kb, sub_b)).await, vec![j5.id]);
     assert_eq!(
         f(JobFilter {
             status: Some(JobStatus::Running),
-            ..by_kind(&kb)
+            ..by_kind(kb, sub_a)
         })
         .await,
         vec![j2.id]
     );
     assert_eq!(
         f(JobFilter {
+            status: Some(JobStatus::Running),
+            ..by_kind(kb, sub_b)
+        })
+        .await,
+        vec![]
+    );
+    assert_eq!(
+        f(JobFilter {
             status: Some(JobStatus::Succeeded),
-            ..by_kind(&kb)
+            ..by_kind(kb, sub_b)
         })
         .await,
         vec![j5.id]
@@ -2223,16 +2228,19 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
     assert_eq!(
         f(JobFilter {
             status: Some(JobStatus::Failed),
-            ..by_kind(&ka)
+            ..by_kind(ka, sub_a)
         })
         .await,
         vec![]
     );
 
     // Whole jobs; keyset pagination.
-    let ids = sorted(&[j1.id, j3.id, j4.id]);
+    let ids = sorted(&[j1.id, j2.id, j3.id]);
     let pg = |after: Option<JobId>| {
-        let filter = by_kind(&ka);
+        let filter = JobFilter {
+            subscriber_id: Some(sub_a),
+            ..Default::default()
+        };
         async move {
             store
                 .list_jobs(&filter, page(after.map(|a| a.0), 2))
@@ -2242,7 +2250,14 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
     };
     let p1 = pg(None).await;
     assert_eq!(job_ids(&p1), ids[0..2]);
-    assert!(p1.contains(j1) && p1.contains(j3));
+    // Whole jobs as stored: j2 as its claim left it, the others as enqueued.
+    for j in &p1 {
+        if j.id == j2.id {
+            assert_eq!(j.status, JobStatus::Running);
+        } else {
+            assert!(j == j1 || j == j3, "{j:?}");
+        }
+    }
     assert_eq!(job_ids(&pg(Some(ids[1])).await), ids[2..3]);
     assert_eq!(job_ids(&pg(Some(ids[2])).await), vec![]);
 }
@@ -2250,7 +2265,11 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
 pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let (k1, k2, k3) = (kind("one"), kind("two"), kind("three"));
+    let (k1, k2, k3) = (
+        JobKind::NasCoa,
+        JobKind::NasDisconnect,
+        JobKind::DunningReminder,
+    );
     let jobs = enqueue(store, &w, |s| {
         let sid = Some(s.id);
         vec![
@@ -2264,7 +2283,7 @@ pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
     .await;
     let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| jobs[i].clone());
 
-    let got = claim(store, &[&k1], t(10), t(1_000), 10).await;
+    let got = claim(store, w.sub.id, &[&k1], t(10), t(1_000), 10).await;
     assert_eq!(
         got,
         sorted_jobs(vec![
@@ -2277,19 +2296,28 @@ pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
         assert_eq!(job_of(store, j.id).await, *j, "untouched");
     }
     // Leased jobs are not handed out again; b is not due yet.
-    assert_eq!(claim(store, &[&k1], t(20), t(1_000), 10).await, vec![]);
-    // Nothing to claim for no kinds or a zero limit.
     assert_eq!(
-        store.claim_jobs(&[], t(20), t(1_000), 10).await.unwrap(),
+        claim(store, w.sub.id, &[&k1], t(20), t(1_000), 10).await,
         vec![]
     );
-    assert_eq!(claim(store, &[&k2], t(20), t(1_000), 0).await, vec![]);
+    // Nothing to claim for no kinds or a zero limit.
+    assert_eq!(
+        store
+            .claim_jobs(&[], JobScope::Subscriber(w.sub.id), t(20), t(1_000), 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        claim(store, w.sub.id, &[&k2], t(20), t(1_000), 0).await,
+        vec![]
+    );
     assert_eq!(job_of(store, c.id).await, c);
     // Several kinds at once, limited.
-    let got = claim(store, &[&k1, &k2], t(20), t(1_000), 1).await;
+    let got = claim(store, w.sub.id, &[&k1, &k2], t(20), t(1_000), 1).await;
     assert_eq!(got, vec![claimed(&c, t(20), t(1_000))]);
     // Due exactly at run_after.
-    let got = claim(store, &[&k1, &k3], t(60), t(1_000), 10).await;
+    let got = claim(store, w.sub.id, &[&k1, &k3], t(60), t(1_000), 10).await;
     assert_eq!(
         got,
         sorted_jobs(vec![
@@ -2313,7 +2341,7 @@ pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
 
 pub async fn claim_jobs_concurrent_claimers_disjoint(store: Arc<dyn Store>) {
     let w = world(&*store).await;
-    let k = kind("busy");
+    let k = JobKind::NasCoa;
     let jobs = enqueue(&*store, &w, |s| {
         (0..24)
             .map(|_| job(&k, Some(w.sub.id), Some(s.id), t(0)))
@@ -2323,12 +2351,18 @@ pub async fn claim_jobs_concurrent_claimers_disjoint(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let store = store.clone();
-            let k = k.clone();
+            let sub = w.sub.id;
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
                     let got = store
-                        .claim_jobs(std::slice::from_ref(&k), t(1), t(600), 3)
+                        .claim_jobs(
+                            std::slice::from_ref(&k),
+                            JobScope::Subscriber(sub),
+                            t(1),
+                            t(600),
+                            3,
+                        )
                         .await
                         .expect("claim_jobs");
                     if got.is_empty() {
@@ -2344,7 +2378,7 @@ pub async fn claim_jobs_concurrent_claimers_disjoint(store: Arc<dyn Store>) {
         all.extend(task.await.expect("task"));
     }
     // A claimer may give up early while others hold rows; sweep the rest.
-    all.extend(claim(&*store, &[&k], t(1), t(600), 100).await);
+    all.extend(claim(&*store, w.sub.id, &[&k], t(1), t(600), 100).await);
     assert!(
         all.iter().all(|j| j.attempts == 1),
         "a job was claimed twice"
@@ -2358,17 +2392,20 @@ pub async fn claim_jobs_concurrent_claimers_disjoint(store: Arc<dyn Store>) {
 pub async fn claim_jobs_reclaims_expired_lease(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let k = kind("lease");
+    let k = JobKind::NasCoa;
     let jobs = enqueue(store, &w, |s| {
         vec![job(&k, Some(w.sub.id), Some(s.id), t(0))]
     })
     .await;
     let j = &jobs[0];
-    let first = claim(store, &[&k], t(0), t(30), 10).await;
+    let first = claim(store, w.sub.id, &[&k], t(0), t(30), 10).await;
     assert_eq!(first, vec![claimed(j, t(0), t(30))]);
-    assert_eq!(claim(store, &[&k], t(29), t(90), 10).await, vec![]);
+    assert_eq!(
+        claim(store, w.sub.id, &[&k], t(29), t(90), 10).await,
+        vec![]
+    );
     // The worker died; the lease ran out.
-    let second = claim(store, &[&k], t(31), t(90), 10).await;
+    let second = claim(store, w.sub.id, &[&k], t(31), t(90), 10).await;
     assert_eq!(second, vec![claimed(&first[0], t(31), t(90))]);
     assert_eq!(second[0].attempts, 2);
     assert_eq!(job_of(store, j.id).await, second[0]);
@@ -2377,19 +2414,22 @@ pub async fn claim_jobs_reclaims_expired_lease(store: Arc<dyn Store>) {
         .await
         .unwrap());
     // Finished jobs are never reclaimed.
-    assert_eq!(claim(store, &[&k], t(10_000), t(10_100), 10).await, vec![]);
+    assert_eq!(
+        claim(store, w.sub.id, &[&k], t(10_000), t(10_100), 10).await,
+        vec![]
+    );
 }
 
 pub async fn finish_job_success(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let k = kind("ok");
+    let k = JobKind::NasCoa;
     let jobs = enqueue(store, &w, |s| {
         vec![job(&k, Some(w.sub.id), Some(s.id), t(0))]
     })
     .await;
     let j = &jobs[0];
-    claim(store, &[&k], t(0), t(60), 10).await;
+    claim(store, w.sub.id, &[&k], t(0), t(60), 10).await;
     assert!(store
         .finish_job(j.id, 1, &JobOutcome::succeeded("done"), t(5))
         .await
@@ -2416,7 +2456,10 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
         .await
         .unwrap());
     assert_eq!(job_of(store, j.id).await, done);
-    assert_eq!(claim(store, &[&k], t(1_000), t(1_100), 10).await, vec![]);
+    assert_eq!(
+        claim(store, w.sub.id, &[&k], t(1_000), t(1_100), 10).await,
+        vec![]
+    );
     // Unknown jobs are ignored too.
     assert!(!store
         .finish_job(JobId::generate(), 1, &JobOutcome::succeeded("done"), t(7))
@@ -2427,13 +2470,13 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
 pub async fn finish_job_retry(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let k = kind("retry");
+    let k = JobKind::NasCoa;
     let jobs = enqueue(store, &w, |s| {
         vec![job(&k, Some(w.sub.id), Some(s.id), t(0))]
     })
     .await;
     let j = &jobs[0];
-    claim(store, &[&k], t(0), t(60), 10).await;
+    claim(store, w.sub.id, &[&k], t(0), t(60), 10).await;
     let retry = JobOutcome::Failed {
         error: "timeout talking to 10.0.0.1".into(),
         retry_at: Some(t(20)),
@@ -2454,7 +2497,8 @@ pub async fn finish_job_retry(store: Arc<dyn Store>) {
             store,
             JobFilter {
                 status: Some(JobStatus::Pending),
-                kind: Some(k.clone()),
+                kind: Some(k),
+                subscriber_id: Some(w.sub.id),
                 ..Default::default()
             }
         )
@@ -2462,8 +2506,11 @@ pub async fn finish_job_retry(store: Arc<dyn Store>) {
         vec![j.id]
     );
     // Not before the backoff is over.
-    assert_eq!(claim(store, &[&k], t(19), t(80), 10).await, vec![]);
-    let again = claim(store, &[&k], t(20), t(80), 10).await;
+    assert_eq!(
+        claim(store, w.sub.id, &[&k], t(19), t(80), 10).await,
+        vec![]
+    );
+    let again = claim(store, w.sub.id, &[&k], t(20), t(80), 10).await;
     assert_eq!(again, vec![claimed(&pending, t(20), t(80))]);
     assert_eq!(again[0].attempts, 2);
 
@@ -2484,7 +2531,7 @@ pub async fn finish_job_retry(store: Arc<dyn Store>) {
 pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let k = kind("requeue");
+    let k = JobKind::NasCoa;
     let jobs = enqueue(store, &w, |s| {
         vec![
             job(&k, Some(w.sub.id), Some(s.id), t(0)),
@@ -2493,7 +2540,7 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     })
     .await;
     let (j, waiting) = (&jobs[0], &jobs[1]);
-    claim(store, &[&k], t(0), t(60), 10).await;
+    claim(store, w.sub.id, &[&k], t(0), t(60), 10).await;
     let fail = JobOutcome::Failed {
         error: "auth rejected".into(),
         retry_at: None,
@@ -2506,7 +2553,10 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     assert_eq!(failed.locked_until, None);
     assert_eq!(failed.updated_at, t(5));
     // Failed jobs are not claimed.
-    assert_eq!(claim(store, &[&k], t(100), t(200), 10).await, vec![]);
+    assert_eq!(
+        claim(store, w.sub.id, &[&k], t(100), t(200), 10).await,
+        vec![]
+    );
 
     let requeue_audit = |id: JobId, at| {
         audit_of(
@@ -2565,7 +2615,7 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     );
     assert_eq!(audits(store, j.id).await.len(), 1);
 
-    let got = claim(store, &[&k], t(100), t(200), 10).await;
+    let got = claim(store, w.sub.id, &[&k], t(100), t(200), 10).await;
     assert_eq!(got, vec![claimed(&requeued, t(100), t(200))]);
     assert_eq!(got[0].attempts, 1);
     // A succeeded job is not failed: not requeued.
@@ -2586,15 +2636,15 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
 pub async fn finish_job_ignores_stale_attempt(store: Arc<dyn Store>) {
     let store = &*store;
     let w = world(store).await;
-    let k = kind("stale");
+    let k = JobKind::NasCoa;
     let jobs = enqueue(store, &w, |s| {
         vec![job(&k, Some(w.sub.id), Some(s.id), t(0))]
     })
     .await;
     let j = &jobs[0];
-    claim(store, &[&k], t(0), t(10), 10).await;
+    claim(store, w.sub.id, &[&k], t(0), t(10), 10).await;
     // Attempt 1 overran its lease; another worker took the job as attempt 2.
-    let second = claim(store, &[&k], t(11), t(100), 10).await;
+    let second = claim(store, w.sub.id, &[&k], t(11), t(100), 10).await;
     assert_eq!(second.len(), 1);
     let running = second[0].clone();
     assert_eq!(running.attempts, 2);
@@ -3266,7 +3316,7 @@ pub async fn idempotency_commit_marked_with_the_business_write(store: Arc<dyn St
     let owner = reserved(begin_at(store, &scope, "svc", "h", t(0)).await);
     let w = as_request(&scope, "svc", &owner, Some("service"), world(store)).await;
     let s = new_service(store, &w).await;
-    let k = kind("idem");
+    let k = JobKind::NasCoa;
     let existing = enqueue(store, &w, |s| {
         vec![job(&k, Some(w.sub.id), Some(s.id), t0())]
     })
@@ -6685,7 +6735,7 @@ pub async fn account_change_with_service_changes_and_jobs(store: Arc<dyn Store>)
         &change(&s2, 1, EventKind::Activated, t(0), t(0), vec![]),
     )
     .await;
-    let k = kind("dunning");
+    let k = JobKind::DunningReminder;
 
     // A dunning suspension of both services (one with a job of its own), a reminder job and a
     // payment, in one change.
@@ -6761,6 +6811,7 @@ pub async fn account_change_with_service_changes_and_jobs(store: Arc<dyn Store>)
             store,
             JobFilter {
                 kind: Some(k),
+                subscriber_id: Some(w.sub.id),
                 ..Default::default()
             }
         )
@@ -6787,7 +6838,7 @@ pub async fn dunning_actions_recorded_once(store: Arc<dyn Store>) {
     )
     .await;
     let (old, new) = (&invs[0], &invs[1]);
-    let k = kind("reminder");
+    let k = JobKind::DunningReminder;
     let steps = |inv: InvoiceId| async move {
         sorted(&store.dunning_actions(inv).await.expect("dunning_actions"))
     };

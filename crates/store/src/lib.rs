@@ -29,7 +29,7 @@ use lastmile_domain::billing::dunning::DunningAction;
 use lastmile_domain::billing::invoice::{BillingRunError, InvoiceStatus, NewInvoice};
 use lastmile_domain::billing::rating::{Invoiced, ServiceHistory};
 use lastmile_domain::ids::*;
-use lastmile_domain::job::{JobStatus, ProvisioningJob};
+use lastmile_domain::job::{JobKind, JobStatus, ProvisioningJob};
 use lastmile_domain::plan::PlanStatus;
 use lastmile_domain::service::{Service, ServiceStatus};
 use lastmile_domain::subscriber::{Subscriber, SubscriberStatus};
@@ -67,10 +67,20 @@ pub struct ServiceFilter {
     pub nas_id: Option<NasId>,
 }
 
+/// Whose jobs a claim may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobScope {
+    /// Everyone's: the job runner.
+    All,
+    /// One subscriber's (e.g. to work off one account's queue, or to keep tests that share
+    /// a database apart).
+    Subscriber(SubscriberId),
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
     pub status: Option<JobStatus>,
-    pub kind: Option<String>,
+    pub kind: Option<JobKind>,
     pub service_id: Option<ServiceId>,
     pub subscriber_id: Option<SubscriberId>,
 }

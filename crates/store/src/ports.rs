@@ -16,7 +16,7 @@ use lastmile_domain::billing::dunning::{DunningActionKind, DunningPolicy};
 use lastmile_domain::billing::invoice::{BillingRun, Invoice};
 use lastmile_domain::billing::tax::TaxZone;
 use lastmile_domain::ids::*;
-use lastmile_domain::job::ProvisioningJob;
+use lastmile_domain::job::{JobKind, ProvisioningJob};
 use lastmile_domain::nas::Nas;
 use lastmile_domain::plan::{Plan, PlanVersion};
 use lastmile_domain::radius::{AccountingEvent, HourlyUsage, RadiusSession};
@@ -128,11 +128,12 @@ pub trait JobStore: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<Option<ProvisioningJob>>;
     /// Claims up to `limit` runnable jobs of the given kinds (pending and due, or running with
-    /// an expired lease), marking them `running` until `lease_until` and counting an attempt.
-    /// Concurrent claimers never get the same job.
+    /// an expired lease) within `scope`, marking them `running` until `lease_until` and
+    /// counting an attempt. Concurrent claimers never get the same job.
     async fn claim_jobs(
         &self,
-        kinds: &[String],
+        kinds: &[JobKind],
+        scope: JobScope,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,

@@ -331,7 +331,7 @@ pub fn job(r: &impl RowGet) -> Result<ProvisioningJob> {
         id: JobId(r.uuid("id")?),
         subscriber_id: r.opt_uuid("subscriber_id")?.map(SubscriberId),
         service_id: r.opt_uuid("service_id")?.map(ServiceId),
-        kind: r.text("kind")?,
+        kind: r.parsed("kind")?,
         payload: r.json("payload")?,
         status: r.parsed("status")?,
         attempts: i32::try_from(r.i64("attempts")?).map_err(StoreError::corrupt)?,

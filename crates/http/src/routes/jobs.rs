@@ -47,7 +47,7 @@ async fn list(
     let (page, limit) = pagination::page(q.limit, q.cursor.as_deref())?;
     let filter = JobFilter {
         status: q.status,
-        kind: q.kind.map(|k| k.as_str().to_string()),
+        kind: q.kind,
         service_id: q.service_id.map(ServiceId),
         subscriber_id: q.subscriber_id.map(SubscriberId),
     };
@@ -57,7 +57,7 @@ async fn list(
         limit,
         |j| j.id.0,
         |j| {
-            let has = st.app.has_executor(&j.kind);
+            let has = st.app.has_executor(j.kind);
             ProvisioningJobResponse::new(j, has)
         },
     )))
@@ -74,7 +74,7 @@ async fn get(
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<ProvisioningJobResponse>> {
     let j = st.app.get_job(JobId(id)).await?;
-    let has = st.app.has_executor(&j.kind);
+    let has = st.app.has_executor(j.kind);
     Ok(axum::Json(ProvisioningJobResponse::new(j, has)))
 }
 
@@ -89,6 +89,6 @@ async fn retry(
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<ProvisioningJobResponse>> {
     let j = st.app.retry_job(&caller.actor, JobId(id)).await?;
-    let has = st.app.has_executor(&j.kind);
+    let has = st.app.has_executor(j.kind);
     Ok(axum::Json(ProvisioningJobResponse::new(j, has)))
 }

@@ -150,7 +150,7 @@ async fn act(
         jobs: jobs
             .into_iter()
             .map(|j| {
-                let has = st.app.has_executor(&j.kind);
+                let has = st.app.has_executor(j.kind);
                 ProvisioningJobResponse::new(j, has)
             })
             .collect(),
