@@ -43,8 +43,9 @@ pub struct NodeConfig {
     pub writer: WriterConfig,
     /// How often stale sessions are looked for.
     pub sweep_interval: Duration,
-    /// The simultaneous-use count forgets a session silent for this many default interim
-    /// intervals (the store's sweep uses each NAS's own settings).
+    /// The simultaneous-use count forgets a session silent for its NAS's stale-session window
+    /// (as the store's sweep does); this many default interim intervals is the window of a
+    /// NAS sending no interim updates, and of sessions loaded at start until their NAS speaks.
     pub stale_multiplier: u32,
 }
 

@@ -139,7 +139,7 @@ impl<A: AccountingSink, S: SessionCounter> Shared<A, S> {
             response,
         } = p;
         // Before the sink, while the record is still ours; observing twice is harmless.
-        self.sessions.observe(&record);
+        self.sessions.observe(&record, &nas);
         let (status, service) = (record.status, record.service_id);
         match self.sink.record(record).await {
             Ok(()) => {
