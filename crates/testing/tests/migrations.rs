@@ -28,7 +28,8 @@ fn migration_versions_increase() {
     }
 }
 
-/// Tables (and views), their columns, and the named indexes, as a sorted list of lines.
+/// Tables (and views), their columns, NOT NULL columns, CHECK counts and named indexes, as a
+/// sorted list of lines.
 type Schema = Vec<String>;
 
 /// Subscriber search is indexed differently on each backend (migration 0008): SQLite has FTS5
@@ -59,9 +60,12 @@ fn without_fts(schema: Schema) -> Schema {
     schema
         .into_iter()
         .filter(|l| {
-            !names
-                .iter()
-                .any(|n| *l == format!("table {n}") || l.starts_with(&format!("column {n}.")))
+            !names.iter().any(|n| {
+                *l == format!("table {n}")
+                    || l.starts_with(&format!("column {n}."))
+                    || l.starts_with(&format!("not null {n}."))
+                    || l.starts_with(&format!("checks {n} "))
+            })
         })
         .collect()
 }
@@ -101,10 +105,33 @@ async fn sqlite_schema() -> Schema {
     for (kind, name) in objects {
         out.push(format!("{kind} {name}"));
         let mut cols = c
-            .prepare(&format!("SELECT name FROM pragma_table_info('{name}')"))
+            .prepare(&format!(
+                "SELECT name, \"notnull\" OR pk > 0 FROM pragma_table_info('{name}')"
+            ))
             .unwrap();
-        for col in cols.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-            out.push(format!("column {name}.{}", col.unwrap()));
+        let rows = cols
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
+            .unwrap();
+        for col in rows {
+            let (col, not_null) = col.unwrap();
+            out.push(format!("column {name}.{col}"));
+            // A view's columns carry no constraint on either side.
+            if not_null && kind == "table" {
+                out.push(format!("not null {name}.{col}"));
+            }
+        }
+        if kind == "table" {
+            let sql: String = c
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            // A boolean is an INTEGER checked to be 0 or 1 here; PostgreSQL's BOOLEAN needs no
+            // check, so those are not counted.
+            let checks = sql.matches("CHECK").count() - sql.matches("IN (0, 1))").count();
+            out.push(format!("checks {name} {checks}"));
         }
     }
     let mut idx = c
@@ -144,6 +171,33 @@ async fn postgres_schema() -> Option<Schema> {
     .await
     .unwrap();
     out.extend(cols.iter().map(|(t, col)| format!("column {t}.{col}")));
+    let not_null: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.table_name::text, c.column_name::text FROM information_schema.columns c
+           JOIN information_schema.tables t
+             ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+          WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+            AND c.is_nullable = 'NO'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    out.extend(
+        not_null
+            .iter()
+            .map(|(t, col)| format!("not null {t}.{col}")),
+    );
+    // CHECK constraints per table (SQLite's may be unnamed, so they are counted, not named).
+    let checks: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT t.table_name::text,
+                (SELECT count(*) FROM pg_constraint k
+                  WHERE k.contype = 'c' AND k.conrelid = ('public.' || t.table_name)::regclass)
+           FROM information_schema.tables t
+          WHERE t.table_schema = 'public' AND t.table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    out.extend(checks.iter().map(|(t, n)| format!("checks {t} {n}")));
     // Indexes created as such, not those PostgreSQL makes for a primary key or a unique
     // constraint (SQLite's counterparts are its unnamed autoindexes).
     let idx: Vec<(String, String)> = sqlx::query_as(
@@ -160,7 +214,8 @@ async fn postgres_schema() -> Option<Schema> {
 }
 
 /// Both backends' migrations build the same schema: the same tables and views with the same
-/// columns, and the same named indexes.
+/// columns, the same NOT NULL columns, as many CHECK constraints per table, and the same
+/// named indexes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_schemas_match() {
     let sqlite = without_fts(sqlite_schema().await);
@@ -178,4 +233,8 @@ async fn sqlite_and_postgres_schemas_match() {
     assert!(sqlite.iter().any(|l| l == "view ledger_entries"));
     assert!(sqlite.iter().any(|l| l == "column services.username"));
     assert!(sqlite.iter().any(|l| l.starts_with("index ")));
+    assert!(sqlite
+        .iter()
+        .any(|l| l == "not null radius_sessions.started_at"));
+    assert!(sqlite.iter().any(|l| l == "checks radius_sessions 2"));
 }
