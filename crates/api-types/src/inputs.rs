@@ -213,7 +213,8 @@ fn optional_variant(
 
 impl PartialSchema for crate::requests::SuspendedActionBody {
     fn schema() -> RefOr<Schema> {
-        let garden_name = r"^[\t-\r ]*[!-~]{1,64}[\t-\r ]*$";
+        // Blank means none, as for the Reply-Message (the domain trims, then drops it).
+        let garden_name = r"^[\t-\r ]*[!-~]{0,64}[\t-\r ]*$";
         OneOfBuilder::new()
             .item(optional_variant(
                 "reject",
@@ -235,8 +236,8 @@ impl PartialSchema for crate::requests::SuspendedActionBody {
             .description(Some(
                 "What a NAS gives a suspended service: `reject` (optional Reply-Message of at \
                  most 253 bytes) or `walled_garden` (optional `address_list` and `pool`, each 1 \
-                 to 64 printable ASCII characters without spaces; with neither, the \
-                 walled-garden rate and policy alone).",
+                 to 64 printable ASCII characters without spaces, blank meaning none; with \
+                 neither, the walled-garden rate and policy alone).",
             ))
             .into()
     }

@@ -324,8 +324,8 @@ pub struct CreateNas {
 /// What a NAS gives a suspended service: `reject` (Access-Reject, with an optional
 /// Reply-Message of at most 253 bytes) or `walled_garden` (Access-Accept at the walled-garden
 /// rate, into a MikroTik `address_list` and/or a Framed-Pool `pool` when named, each 1 to 64
-/// printable ASCII characters without spaces; with neither, the walled-garden rate and policy
-/// alone).
+/// printable ASCII characters without spaces, blank meaning none; with neither, the
+/// walled-garden rate and policy alone).
 /// (Schema written out in `inputs`: each variant refuses unknown fields.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

@@ -715,6 +715,21 @@ async fn nas_radius_settings(t: TestApp) {
     assert!(text.contains("interim_interval_secs"), "{text}");
     assert!(text.contains("Please pay"), "{text}");
 
+    // A blank walled-garden name means none, as a blank Reply-Message does.
+    let r = t
+        .admin(
+            "PATCH",
+            &path(&id),
+            Some(json!({"suspended_action": {"kind": "walled_garden",
+                                             "address_list": "unpaid", "pool": "  "}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["suspended_action"],
+        json!({"kind": "walled_garden", "address_list": "unpaid", "pool": null})
+    );
+
     // Bad values, on create and update, name the field.
     let long = "é".repeat(127); // 254 bytes
     for (extra, field) in [
@@ -797,7 +812,7 @@ async fn nas_radius_settings(t: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["suspended_action"]["pool"], Value::Null);
     let unchanged = t.admin("GET", &path(&id), None).await;
-    assert_eq!(unchanged.body["revision"], 2, "no refused update wrote");
+    assert_eq!(unchanged.body["revision"], 3, "no refused update wrote");
 }
 
 on_both_backends!(
