@@ -210,7 +210,8 @@ impl App {
                             invoice,
                             "dunning.step",
                             None::<&()>,
-                            Some(&recorded),
+                            // An object, like every audit's `after`.
+                            Some(&serde_json::json!({ "steps": recorded })),
                         ));
                     }
                 } else if !change.allocations.is_empty() {

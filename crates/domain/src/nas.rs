@@ -154,10 +154,11 @@ pub fn stale_session_multiplier(v: u32) -> Result<u32, String> {
 
 /// Reply-Message: one RADIUS attribute holds at most 253 octets.
 pub fn reply_message(s: &str) -> Result<Option<String>, String> {
-    let s = s.trim();
+    // Measured as sent, surrounding blanks included (the API schema's maxLength counts them).
     if s.len() > 253 {
         return Err("must be at most 253 bytes".into());
     }
+    let s = s.trim();
     if s.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
@@ -167,10 +168,11 @@ pub fn reply_message(s: &str) -> Result<Option<String>, String> {
 /// A MikroTik address list or a pool name: at most 64 characters, printable ASCII without
 /// spaces (what RouterOS and Framed-Pool accept); blank means none.
 pub fn garden_name(s: &str) -> Result<Option<String>, String> {
-    let s = s.trim();
+    // The length as sent, surrounding blanks included (what the API schema's maxLength says).
     if s.len() > 64 {
         return Err("must be at most 64 characters".into());
     }
+    let s = s.trim();
     if !s.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("must be printable ASCII without spaces".into());
     }
@@ -214,6 +216,11 @@ mod tests {
         assert!(reply_message(&"é".repeat(127)).is_err(), "254 bytes");
         assert_eq!(garden_name(" unpaid "), Ok(Some("unpaid".into())));
         assert!(garden_name("a b").is_err());
+        assert!(
+            garden_name(&format!(" 0{}", " ".repeat(63))).is_err(),
+            "65 as sent"
+        );
+        assert_eq!(garden_name(&"x".repeat(64)), Ok(Some("x".repeat(64))));
         let json = serde_json::to_value(SuspendedAction::WalledGarden {
             address_list: Some("unpaid".into()),
             pool: None,

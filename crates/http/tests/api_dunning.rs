@@ -560,7 +560,7 @@ async fn dunning_catches_up_on_missed_steps(t: TestApp) {
         .iter()
         .find(|a| a["action"] == "dunning.step")
         .expect("the steps are audited");
-    let passed: Vec<(i64, bool)> = step["after"]
+    let passed: Vec<(i64, bool)> = step["after"]["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -965,7 +965,7 @@ async fn several_due_reminders_queue_only_the_latest(t: TestApp) {
         .iter()
         .find(|a| a["action"] == "dunning.step")
         .expect("the steps are audited");
-    let recorded: Vec<(i64, &str, bool)> = step["after"]
+    let recorded: Vec<(i64, &str, bool)> = step["after"]["steps"]
         .as_array()
         .unwrap()
         .iter()
