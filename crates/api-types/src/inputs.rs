@@ -459,11 +459,15 @@ pub fn custom_fields() -> RefOr<Schema> {
 /// Acct-Interim-Interval: 0 (send none) or 60 to 86400 seconds.
 pub fn interim_interval() -> RefOr<Schema> {
     let int = || ObjectBuilder::new().schema_type(Type::Integer);
+    // `null` is what an absent field is: the default on create, left alone on update (as
+    // for every other optional field of these bodies).
     AnyOfBuilder::new()
         .item(int().minimum(Some(0)).maximum(Some(0)))
         .item(int().minimum(Some(60)).maximum(Some(86_400)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some(
-            "Acct-Interim-Interval sent in Accepts, seconds: 0 (send none) or 60 to 86400.",
+            "Acct-Interim-Interval sent in Accepts, seconds: 0 (send none) or 60 to 86400; \
+             null as if absent.",
         ))
         .examples([serde_json::json!(300)])
         .into()

@@ -715,6 +715,17 @@ async fn nas_radius_settings(t: TestApp) {
     assert!(text.contains("interim_interval_secs"), "{text}");
     assert!(text.contains("Please pay"), "{text}");
 
+    // null is as if absent for a setting that cannot be removed: left alone.
+    let r = t
+        .admin(
+            "PATCH",
+            &path(&id),
+            Some(json!({"interim_interval_secs": null})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["interim_interval_secs"], 600);
+
     // A blank walled-garden name means none, as a blank Reply-Message does.
     let r = t
         .admin(
