@@ -312,14 +312,13 @@ async fn patch_nas(t: TestApp) {
     let other = nas(&t, "core-2", "10.0.0.2").await;
 
     t.clock.advance(jiff::SignedDuration::from_mins(3));
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(json!({"name": "core-1-renamed", "ip": "10.0.1.1",
-                        "secret": "a-new-Secret-99"})),
-        )
-        .await;
+    let r = patch(
+        &t,
+        &id,
+        json!({"name": "core-1-renamed", "ip": "10.0.1.1",
+                        "secret": "a-new-Secret-99"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_no_secrets(&r.body);
     assert!(!r.body.to_string().contains("a-new-Secret-99"));
@@ -338,27 +337,18 @@ async fn patch_nas(t: TestApp) {
     nas(&t, "core-1-successor", "10.0.0.1").await;
 
     // A new secret alone is a change.
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(json!({"secret": "third-Secret-77"})),
-        )
-        .await;
+    let r = patch(&t, &id, json!({"secret": "third-Secret-77"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["revision"], 3);
 
     // `null` clears optional fields.
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(
-                json!({"api_url": null, "api_username": null, "api_password": null,
+    let r = patch(
+        &t,
+        &id,
+        json!({"api_url": null, "api_username": null, "api_password": null,
                         "vendor": "cisco", "coa_port": 3800}),
-            ),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["api_url"], Value::Null);
     assert_eq!(r.body["api_username"], Value::Null);
@@ -376,7 +366,7 @@ async fn patch_nas(t: TestApp) {
         json!({"name": "core-1-renamed", "ip": "10.0.1.1"}),
         json!({"api_url": null}),
     ] {
-        let r = t.admin("PATCH", &path(&id), Some(body.clone())).await;
+        let r = patch(&t, &id, body.clone()).await;
         assert_eq!(r.status, StatusCode::OK, "{body}: {:?}", r.body);
         assert_eq!(r.body, current, "{body}");
     }
@@ -392,17 +382,16 @@ async fn patch_nas(t: TestApp) {
         (json!({"vendor": "acme"}), "vendor"),
         (json!({"api_password": ""}), "api_password"),
     ] {
-        let r = t.admin("PATCH", &path(&id), Some(body.clone())).await;
+        let r = patch(&t, &id, body.clone()).await;
         assert_problem(&r, 422, "validation");
         assert_eq!(fields(&r), [field], "{body}");
     }
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(json!({"api_url": "gopher://x", "ip": "x", "secret": "s"})),
-        )
-        .await;
+    let r = patch(
+        &t,
+        &id,
+        json!({"api_url": "gopher://x", "ip": "x", "secret": "s"}),
+    )
+    .await;
     assert_problem(&r, 422, "validation");
     let mut f = fields(&r);
     f.sort();
@@ -410,9 +399,7 @@ async fn patch_nas(t: TestApp) {
     assert_eq!(t.admin("GET", &path(&id), None).await.body, current);
 
     // Another NAS's address.
-    let r = t
-        .admin("PATCH", &path(&other), Some(json!({"ip": "10.0.1.1"})))
-        .await;
+    let r = patch(&t, &other, json!({"ip": "10.0.1.1"})).await;
     assert_problem(&r, 409, "duplicate");
     assert_eq!(fields(&r), ["ip"]);
     assert_eq!(
@@ -421,13 +408,7 @@ async fn patch_nas(t: TestApp) {
     );
 
     // Set an API URL again.
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(json!({"api_url": "http://10.0.1.1:8728"})),
-        )
-        .await;
+    let r = patch(&t, &id, json!({"api_url": "http://10.0.1.1:8728"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["api_url"], "http://10.0.1.1:8728");
 
@@ -467,9 +448,7 @@ async fn delete_nas(t: TestApp) {
     assert_problem(&r, 404, "not-found");
     let r = t.admin("DELETE", &path(&id), None).await;
     assert_problem(&r, 404, "not-found");
-    let r = t
-        .admin("PATCH", &path(&id), Some(json!({"name": "zombie"})))
-        .await;
+    let r = patch(&t, &id, json!({"name": "zombie"})).await;
     assert_problem(&r, 404, "not-found");
     let list = t.admin("GET", "/api/v1/nas", None).await;
     let items = list.body["items"].as_array().unwrap();
@@ -633,15 +612,18 @@ async fn unknown_nas_ids_are_404(t: TestApp) {
     for id in [NIL_UUID, fresh.as_str(), "not-a-uuid", "10.2.0.1"] {
         let r = t.admin("GET", &path(id), None).await;
         assert_problem(&r, 404, "not-found");
-        let r = t
-            .admin("PATCH", &path(id), Some(json!({"name": "ghost"})))
-            .await;
+        let r = patch(&t, id, json!({"name": "ghost"})).await;
         assert_problem(&r, 404, "not-found");
         let r = t.admin("DELETE", &path(id), None).await;
         assert_problem(&r, 404, "not-found");
     }
     let list = t.admin("GET", "/api/v1/nas", None).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// `PATCH /nas/{id}` with `body`, as an admin.
+async fn patch(t: &TestApp, id: &str, body: Value) -> Resp {
+    t.admin("PATCH", &path(id), Some(body)).await
 }
 
 /// `POST /nas` with `extra` merged into a valid body.
@@ -680,17 +662,14 @@ async fn nas_radius_settings(t: TestApp) {
     assert_eq!(list.body["items"][0], *b);
 
     // Update: each setting alone; null removes the Session-Timeout.
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(
-                json!({"session_timeout_secs": null, "interim_interval_secs": 600,
+    let r = patch(
+        &t,
+        &id,
+        json!({"session_timeout_secs": null, "interim_interval_secs": 600,
                         "require_message_authenticator": true,
                         "suspended_action": {"kind": "reject", "reply_message": "Please pay"}}),
-            ),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["session_timeout_secs"], Value::Null);
     assert_eq!(r.body["interim_interval_secs"], 600);
@@ -716,25 +695,18 @@ async fn nas_radius_settings(t: TestApp) {
     assert!(text.contains("Please pay"), "{text}");
 
     // null is as if absent for a setting that cannot be removed: left alone.
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(json!({"interim_interval_secs": null})),
-        )
-        .await;
+    let r = patch(&t, &id, json!({"interim_interval_secs": null})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["interim_interval_secs"], 600);
 
     // A blank walled-garden name means none, as a blank Reply-Message does.
-    let r = t
-        .admin(
-            "PATCH",
-            &path(&id),
-            Some(json!({"suspended_action": {"kind": "walled_garden",
-                                             "address_list": "unpaid", "pool": "  "}})),
-        )
-        .await;
+    let r = patch(
+        &t,
+        &id,
+        json!({"suspended_action": {"kind": "walled_garden",
+                                             "address_list": "unpaid", "pool": "  "}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(
         r.body["suspended_action"],
@@ -798,7 +770,7 @@ async fn nas_radius_settings(t: TestApp) {
         let r = post_with(&t, "10.3.0.2", extra.clone()).await;
         assert_problem(&r, 422, "validation");
         assert_eq!(fields(&r), [field], "create {extra}");
-        let r = t.admin("PATCH", &path(&id), Some(extra.clone())).await;
+        let r = patch(&t, &id, extra.clone()).await;
         assert_problem(&r, 422, "validation");
         assert_eq!(fields(&r), [field], "update {extra}");
     }
