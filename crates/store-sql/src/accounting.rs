@@ -7,7 +7,7 @@
 //! and the usage are one statement each over arrays, so a batch costs a handful of round
 //! trips rather than three per record; SQLite runs the same plan with a statement per row,
 //! which costs no round trip there. The slow path, after a batch failed, records event by
-//! event on savepoints, with the same result.
+//! event on savepoints: each event as a batch of one, through the same code.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -22,7 +22,7 @@ use lastmile_store::radius::{self as r, octets_param};
 /// Records every event, or fails as a whole at the first that fails (the caller's transaction
 /// is then rolled back): the fast path, without a savepoint per event. The events between two
 /// Accounting-On/-Off are one run ([`record_run`]); its effect is exactly that of recording
-/// its events one after the other ([`record_one`], the slow path), in fewer statements.
+/// its events one after the other, in fewer statements.
 pub async fn record_accounting_all<C: Conn>(c: &mut C, events: &[AccountingEvent]) -> Result<()> {
     let mut from = 0;
     for (i, e) in events.iter().enumerate() {
@@ -45,7 +45,7 @@ pub async fn record_accounting_isolated<C: Conn>(
     let mut out = Vec::with_capacity(events.len());
     for e in events {
         c.execute("SAVEPOINT accounting", &[]).await?;
-        let result = record_one(c, e).await;
+        let result = record_accounting_all(c, std::slice::from_ref(e)).await;
         if result.is_err() {
             c.execute("ROLLBACK TO SAVEPOINT accounting", &[]).await?;
         }
@@ -186,38 +186,6 @@ async fn close_nas_sessions<C: Conn>(c: &mut C, e: &AccountingEvent) -> Result<(
         &[e.nas_id.0.into(), Param::at(e.event_time)],
     )
     .await?;
-    Ok(())
-}
-
-/// One event on its own: the slow path's unit (each on a savepoint).
-async fn record_one<C: Conn>(c: &mut C, e: &AccountingEvent) -> Result<()> {
-    if nas_wide(e) {
-        return close_nas_sessions(c, e).await;
-    }
-    let latest = latest_session(c, e).await?;
-    let (change, usage) = apply_accounting(latest.as_ref(), e, SessionId::generate);
-    match change {
-        SessionChange::Insert(s) => c.execute(INSERT_SESSION, &session_params(&s)).await?,
-        SessionChange::Update(s) if latest.as_ref().is_some_and(|old| counters_only(old, &s)) => {
-            c.execute(UPDATE_SESSION_COUNTERS, &counter_params(&s))
-                .await?
-        }
-        SessionChange::Update(s) => c.execute(UPDATE_SESSION, &session_params(&s)).await?,
-        SessionChange::Ignore => return Ok(()),
-    };
-    for b in usage.iter().flat_map(split_by_hour) {
-        c.execute(
-            ADD_HOURLY_USAGE,
-            &[
-                b.subscriber_id.0.into(),
-                Param::at(b.hour_start),
-                b.service_id.0.into(),
-                octets_param(b.octets.download).into(),
-                octets_param(b.octets.upload).into(),
-            ],
-        )
-        .await?;
-    }
     Ok(())
 }
 
@@ -420,7 +388,7 @@ fn counter_params(s: &RadiusSession) -> [Param; 7] {
 async fn write_counters<C: Conn>(c: &mut C, rows: &[RadiusSession]) -> Result<()> {
     match (C::DIALECT, rows) {
         (_, []) => {}
-        (Dialect::Sqlite, _) | (Dialect::Postgres, [_]) => {
+        (Dialect::Sqlite, _) => {
             for s in rows {
                 c.execute(UPDATE_SESSION_COUNTERS, &counter_params(s))
                     .await?;
