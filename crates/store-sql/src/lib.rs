@@ -287,42 +287,41 @@ impl Sql {
     }
 }
 
-/// A PostgreSQL `uuid[]` as its text form (`{…}`), for `CAST($n AS uuid[])`: a list of ids
-/// bound as one parameter.
-pub fn uuid_array(ids: impl IntoIterator<Item = Uuid>) -> Param {
-    let mut s = String::from("{");
-    let mut buf = Uuid::encode_buffer();
-    for (i, id) in ids.into_iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(id.hyphenated().encode_lower(&mut buf));
-    }
-    s.push('}');
-    Param::Text(s)
-}
-
-/// A PostgreSQL `bigint[]` as its text form, for `CAST($n AS bigint[])`.
-pub fn i64_array(items: impl IntoIterator<Item = i64>) -> Param {
-    let mut s = String::from("{");
-    for (i, v) in items.into_iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&v.to_string());
-    }
-    s.push('}');
-    Param::Text(s)
-}
-
-/// A PostgreSQL `text[]` as its text form, for `CAST($n AS text[])`: each element quoted,
-/// with `"` and `\` escaped, so any text goes in as it is.
-pub fn text_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Param {
+/// A PostgreSQL array literal (`{a,b,…}`) of `items`, each written by `element`: the text
+/// form the `*_array` parameters below bind.
+fn array_literal<T>(
+    items: impl IntoIterator<Item = T>,
+    mut element: impl FnMut(&mut String, T),
+) -> Param {
     let mut s = String::from("{");
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
+        element(&mut s, item);
+    }
+    s.push('}');
+    Param::Text(s)
+}
+
+/// A PostgreSQL `uuid[]` as its text form (`{…}`), for `CAST($n AS uuid[])`: a list of ids
+/// bound as one parameter.
+pub fn uuid_array(ids: impl IntoIterator<Item = Uuid>) -> Param {
+    let mut buf = Uuid::encode_buffer();
+    array_literal(ids, |s, id| {
+        s.push_str(id.hyphenated().encode_lower(&mut buf))
+    })
+}
+
+/// A PostgreSQL `bigint[]` as its text form, for `CAST($n AS bigint[])`.
+pub fn i64_array(items: impl IntoIterator<Item = i64>) -> Param {
+    array_literal(items, |s, v| s.push_str(&v.to_string()))
+}
+
+/// A PostgreSQL `text[]` as its text form, for `CAST($n AS text[])`: each element quoted,
+/// with `"` and `\` escaped, so any text goes in as it is.
+pub fn text_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Param {
+    array_literal(items, |s, item| {
         s.push('"');
         for ch in item.as_ref().chars() {
             if matches!(ch, '"' | '\\') {
@@ -331,9 +330,7 @@ pub fn text_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Param {
             s.push(ch);
         }
         s.push('"');
-    }
-    s.push('}');
-    Param::Text(s)
+    })
 }
 
 /// Every row of `sql`, decoded.
