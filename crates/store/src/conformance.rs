@@ -774,15 +774,14 @@ async fn list_job_ids(store: &dyn Store, filter: JobFilter) -> Vec<JobId> {
 async fn claim(
     store: &dyn Store,
     sub: SubscriberId,
-    kinds: &[&JobKind],
+    kinds: &[JobKind],
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
 ) -> Vec<ProvisioningJob> {
-    let kinds: Vec<JobKind> = kinds.iter().map(|k| **k).collect();
     sorted_jobs(
         store
-            .claim_jobs(&kinds, JobScope::Subscriber(sub), now, lease_until, limit)
+            .claim_jobs(kinds, JobScope::Subscriber(sub), now, lease_until, limit)
             .await
             .expect("claim_jobs"),
     )
@@ -2156,9 +2155,9 @@ pub async fn jobs_list_filters(store: Arc<dyn Store>) {
     let svc1 = j1.service_id.unwrap();
 
     // j2 and j5 claimed; j5 then succeeds.
-    let got = claim(store, sub_a, &[&kb], t(10), t(100), 10).await;
+    let got = claim(store, sub_a, &[kb], t(10), t(100), 10).await;
     assert_eq!(job_ids(&got), vec![j2.id]);
-    let got = claim(store, sub_b, &[&kb], t(10), t(100), 10).await;
+    let got = claim(store, sub_b, &[kb], t(10), t(100), 10).await;
     assert_eq!(job_ids(&got), vec![j5.id]);
     assert!(store
         .finish_job(j5.id, 1, &JobOutcome::succeeded("done"), t(11))
@@ -2283,7 +2282,7 @@ pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
     .await;
     let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| jobs[i].clone());
 
-    let got = claim(store, w.sub.id, &[&k1], t(10), t(1_000), 10).await;
+    let got = claim(store, w.sub.id, &[k1], t(10), t(1_000), 10).await;
     assert_eq!(
         got,
         sorted_jobs(vec![
@@ -2297,7 +2296,7 @@ pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
     }
     // Leased jobs are not handed out again; b is not due yet.
     assert_eq!(
-        claim(store, w.sub.id, &[&k1], t(20), t(1_000), 10).await,
+        claim(store, w.sub.id, &[k1], t(20), t(1_000), 10).await,
         vec![]
     );
     // Nothing to claim for no kinds or a zero limit.
@@ -2309,15 +2308,15 @@ pub async fn claim_jobs_selects_due_jobs_of_kinds(store: Arc<dyn Store>) {
         vec![]
     );
     assert_eq!(
-        claim(store, w.sub.id, &[&k2], t(20), t(1_000), 0).await,
+        claim(store, w.sub.id, &[k2], t(20), t(1_000), 0).await,
         vec![]
     );
     assert_eq!(job_of(store, c.id).await, c);
     // Several kinds at once, limited.
-    let got = claim(store, w.sub.id, &[&k1, &k2], t(20), t(1_000), 1).await;
+    let got = claim(store, w.sub.id, &[k1, k2], t(20), t(1_000), 1).await;
     assert_eq!(got, vec![claimed(&c, t(20), t(1_000))]);
     // Due exactly at run_after.
-    let got = claim(store, w.sub.id, &[&k1, &k3], t(60), t(1_000), 10).await;
+    let got = claim(store, w.sub.id, &[k1, k3], t(60), t(1_000), 10).await;
     assert_eq!(
         got,
         sorted_jobs(vec![
@@ -2378,7 +2377,7 @@ pub async fn claim_jobs_concurrent_claimers_disjoint(store: Arc<dyn Store>) {
         all.extend(task.await.expect("task"));
     }
     // A claimer may give up early while others hold rows; sweep the rest.
-    all.extend(claim(&*store, w.sub.id, &[&k], t(1), t(600), 100).await);
+    all.extend(claim(&*store, w.sub.id, &[k], t(1), t(600), 100).await);
     assert!(
         all.iter().all(|j| j.attempts == 1),
         "a job was claimed twice"
@@ -2398,14 +2397,11 @@ pub async fn claim_jobs_reclaims_expired_lease(store: Arc<dyn Store>) {
     })
     .await;
     let j = &jobs[0];
-    let first = claim(store, w.sub.id, &[&k], t(0), t(30), 10).await;
+    let first = claim(store, w.sub.id, &[k], t(0), t(30), 10).await;
     assert_eq!(first, vec![claimed(j, t(0), t(30))]);
-    assert_eq!(
-        claim(store, w.sub.id, &[&k], t(29), t(90), 10).await,
-        vec![]
-    );
+    assert_eq!(claim(store, w.sub.id, &[k], t(29), t(90), 10).await, vec![]);
     // The worker died; the lease ran out.
-    let second = claim(store, w.sub.id, &[&k], t(31), t(90), 10).await;
+    let second = claim(store, w.sub.id, &[k], t(31), t(90), 10).await;
     assert_eq!(second, vec![claimed(&first[0], t(31), t(90))]);
     assert_eq!(second[0].attempts, 2);
     assert_eq!(job_of(store, j.id).await, second[0]);
@@ -2415,7 +2411,7 @@ pub async fn claim_jobs_reclaims_expired_lease(store: Arc<dyn Store>) {
         .unwrap());
     // Finished jobs are never reclaimed.
     assert_eq!(
-        claim(store, w.sub.id, &[&k], t(10_000), t(10_100), 10).await,
+        claim(store, w.sub.id, &[k], t(10_000), t(10_100), 10).await,
         vec![]
     );
 }
@@ -2429,7 +2425,7 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
     })
     .await;
     let j = &jobs[0];
-    claim(store, w.sub.id, &[&k], t(0), t(60), 10).await;
+    claim(store, w.sub.id, &[k], t(0), t(60), 10).await;
     assert!(store
         .finish_job(j.id, 1, &JobOutcome::succeeded("done"), t(5))
         .await
@@ -2457,7 +2453,7 @@ pub async fn finish_job_success(store: Arc<dyn Store>) {
         .unwrap());
     assert_eq!(job_of(store, j.id).await, done);
     assert_eq!(
-        claim(store, w.sub.id, &[&k], t(1_000), t(1_100), 10).await,
+        claim(store, w.sub.id, &[k], t(1_000), t(1_100), 10).await,
         vec![]
     );
     // Unknown jobs are ignored too.
@@ -2476,7 +2472,7 @@ pub async fn finish_job_retry(store: Arc<dyn Store>) {
     })
     .await;
     let j = &jobs[0];
-    claim(store, w.sub.id, &[&k], t(0), t(60), 10).await;
+    claim(store, w.sub.id, &[k], t(0), t(60), 10).await;
     let retry = JobOutcome::Failed {
         error: "timeout talking to 10.0.0.1".into(),
         retry_at: Some(t(20)),
@@ -2506,11 +2502,8 @@ pub async fn finish_job_retry(store: Arc<dyn Store>) {
         vec![j.id]
     );
     // Not before the backoff is over.
-    assert_eq!(
-        claim(store, w.sub.id, &[&k], t(19), t(80), 10).await,
-        vec![]
-    );
-    let again = claim(store, w.sub.id, &[&k], t(20), t(80), 10).await;
+    assert_eq!(claim(store, w.sub.id, &[k], t(19), t(80), 10).await, vec![]);
+    let again = claim(store, w.sub.id, &[k], t(20), t(80), 10).await;
     assert_eq!(again, vec![claimed(&pending, t(20), t(80))]);
     assert_eq!(again[0].attempts, 2);
 
@@ -2540,7 +2533,7 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     })
     .await;
     let (j, waiting) = (&jobs[0], &jobs[1]);
-    claim(store, w.sub.id, &[&k], t(0), t(60), 10).await;
+    claim(store, w.sub.id, &[k], t(0), t(60), 10).await;
     let fail = JobOutcome::Failed {
         error: "auth rejected".into(),
         retry_at: None,
@@ -2554,7 +2547,7 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     assert_eq!(failed.updated_at, t(5));
     // Failed jobs are not claimed.
     assert_eq!(
-        claim(store, w.sub.id, &[&k], t(100), t(200), 10).await,
+        claim(store, w.sub.id, &[k], t(100), t(200), 10).await,
         vec![]
     );
 
@@ -2615,7 +2608,7 @@ pub async fn finish_job_final_failure_and_requeue(store: Arc<dyn Store>) {
     );
     assert_eq!(audits(store, j.id).await.len(), 1);
 
-    let got = claim(store, w.sub.id, &[&k], t(100), t(200), 10).await;
+    let got = claim(store, w.sub.id, &[k], t(100), t(200), 10).await;
     assert_eq!(got, vec![claimed(&requeued, t(100), t(200))]);
     assert_eq!(got[0].attempts, 1);
     // A succeeded job is not failed: not requeued.
@@ -2642,9 +2635,9 @@ pub async fn finish_job_ignores_stale_attempt(store: Arc<dyn Store>) {
     })
     .await;
     let j = &jobs[0];
-    claim(store, w.sub.id, &[&k], t(0), t(10), 10).await;
+    claim(store, w.sub.id, &[k], t(0), t(10), 10).await;
     // Attempt 1 overran its lease; another worker took the job as attempt 2.
-    let second = claim(store, w.sub.id, &[&k], t(11), t(100), 10).await;
+    let second = claim(store, w.sub.id, &[k], t(11), t(100), 10).await;
     assert_eq!(second.len(), 1);
     let running = second[0].clone();
     assert_eq!(running.attempts, 2);
