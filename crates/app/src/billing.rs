@@ -85,6 +85,9 @@ impl Catalog {
     }
 }
 
+/// Batches being written at once by a run (see `run_batches`).
+const WRITES_IN_FLIGHT: usize = 2;
+
 fn joined_settle(r: Result<AppResult<()>, tokio::task::JoinError>) -> AppResult<()> {
     r.map_err(|e| AppError::Internal(format!("billing settlement: {e}")))?
 }
@@ -250,12 +253,19 @@ impl App {
                 r.map_err(|e| AppError::Internal(format!("billing batch reader: {e}")))?
                     .map_err(AppError::from)
             };
-        // A three-stage pipeline: while batch N is rated here, batch N+1 is being read and
-        // batch N−1 written (and settled) by tasks of their own. Writes stay in order (one at
-        // a time), so the run's cursor still only moves forward batch by batch, and a crash
-        // still loses at most the batches not yet committed.
+        // A pipeline: while batch N is rated here, batch N+1 is being read and batches N−1
+        // and N−2 written (and settled) by tasks of their own. Each write task queues its
+        // batch only after the one before queued its own (`queue_billing_batch`), and queued
+        // batches commit in that order, so the run's cursor still only moves forward batch
+        // by batch and a crash still loses at most the batches not yet committed. On SQLite
+        // two batches are then in the writer's queue at once: the writer starts the next
+        // while the last one's WAL is synced. (Should a queued batch fail while the next
+        // commits, the run fails; the next run for the date bills what that batch missed.)
         let mut next = load(run.cursor);
-        let mut writing: Option<tokio::task::JoinHandle<AppResult<Vec<SubscriberId>>>> = None;
+        let mut writing: std::collections::VecDeque<
+            tokio::task::JoinHandle<AppResult<Vec<SubscriberId>>>,
+        > = Default::default();
+        let mut queued: Option<tokio::sync::oneshot::Receiver<()>> = None;
         // Settling a committed batch's credit is a fourth stage: it runs beside the next
         // batch's commit (one settle at a time), not in front of it.
         let mut settling: Option<tokio::task::JoinHandle<AppResult<()>>> = None;
@@ -287,9 +297,11 @@ impl App {
                 }
             }
             let rated = started.elapsed();
-            if let Some(w) = writing.take() {
-                let billed = self.finish_write(w, run.id, progress).await?;
-                self.settle_after(&mut settling, billed).await?;
+            while writing.len() >= WRITES_IN_FLIGHT {
+                if let Some(w) = writing.pop_front() {
+                    let billed = self.finish_write(w, run.id, progress).await?;
+                    self.settle_after(&mut settling, billed).await?;
+                }
             }
             tracing::debug!(
                 subscribers = inputs.len(),
@@ -308,11 +320,14 @@ impl App {
             };
             let app = self.clone();
             let issue = catalog.settings.issue_invoices;
-            writing = Some(tokio::spawn(
-                async move { app.write_batch(batch, issue).await },
-            ));
+            let after = queued.take();
+            let (now_queued, then) = tokio::sync::oneshot::channel();
+            queued = Some(then);
+            writing.push_back(tokio::spawn(async move {
+                app.write_batch(batch, issue, after, now_queued).await
+            }));
         }
-        if let Some(w) = writing.take() {
+        while let Some(w) = writing.pop_front() {
             let billed = self.finish_write(w, run.id, progress).await?;
             self.settle_after(&mut settling, billed).await?;
         }
@@ -322,17 +337,34 @@ impl App {
         Ok(finished)
     }
 
-    /// Commits one batch; returns the subscribers it issued invoices to.
-    async fn write_batch(&self, batch: BillingBatch, issued: bool) -> AppResult<Vec<SubscriberId>> {
+    /// Commits one batch, queued after the batch before it (`after`: it says when that one is
+    /// queued, and is dropped unsaid if it failed); says `queued` once this one is. Returns
+    /// the subscribers it issued invoices to.
+    async fn write_batch(
+        &self,
+        batch: BillingBatch,
+        issued: bool,
+        after: Option<tokio::sync::oneshot::Receiver<()>>,
+        queued: tokio::sync::oneshot::Sender<()>,
+    ) -> AppResult<Vec<SubscriberId>> {
+        if let Some(before) = after {
+            before.await.map_err(|_| {
+                AppError::Internal("the batch before this one was not written".into())
+            })?;
+        }
         let started = std::time::Instant::now();
         let billed: Vec<SubscriberId> = if issued {
             batch.invoices.iter().map(|i| i.subscriber_id).collect()
         } else {
             Vec::new()
         };
-        self.store.commit_billing_batch(&batch).await?;
+        let invoices = batch.invoices.len();
+        let pending = self.store.queue_billing_batch(batch).await?;
+        // The next batch's task may queue now; nobody listening is no error.
+        let _ = queued.send(());
+        pending.await?;
         tracing::debug!(
-            invoices = batch.invoices.len(),
+            invoices,
             commit_ms = started.elapsed().as_millis() as u64,
             "billing batch written"
         );

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "typed_jobs",
         include_str!("../migrations/0011_typed_jobs.sql"),
     ),
+    (
+        12,
+        "billing_references",
+        include_str!("../migrations/0012_billing_references.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migration runs (per database): "lastmile" in

@@ -58,7 +58,7 @@ pub(crate) mod prelude {
 }
 
 use lastmile_store::rows::RowGet;
-use lastmile_store::{Page, Result, StoreError};
+use lastmile_store::{Page, Pending, Result, StoreError};
 use std::future::Future;
 use std::pin::Pin;
 use uuid::Uuid;
@@ -208,6 +208,21 @@ pub trait Db: Clone + Send + Sync + 'static {
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Self::Conn) -> ConnFuture<'c, T> + Send + 'static;
+
+    /// [`Db::write`] in two steps: returns once the transaction is queued, with its outcome
+    /// to come. Transactions queued one after another commit in that order. The default,
+    /// for a backend that cannot queue (each write on a connection of its own, in no order),
+    /// runs the transaction to its end before returning.
+    fn queue_write<T, F>(&self, f: F) -> impl Future<Output = Result<Pending<T>>> + Send
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Self::Conn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        async move {
+            let outcome = self.write(f).await;
+            Ok(Box::pin(std::future::ready(outcome)) as Pending<T>)
+        }
+    }
 }
 
 /// Dynamic SQL: text with `$n` placeholders numbered as binds are pushed.

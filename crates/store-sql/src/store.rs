@@ -1,7 +1,7 @@
 //! The [`Store`] port implemented once over any [`Db`]: each method runs its area's generic
 //! code as a read or as a write transaction. The SQL is in the area modules.
 
-use crate::{accounting, billing, catalog, money, radius, services, ConnFuture, Db};
+use crate::{accounting, billing, catalog, money, radius, services, Conn, ConnFuture, Db};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
@@ -375,10 +375,21 @@ impl<D: Db> BillingStore for SqlStore<D> {
             .await
     }
 
-    async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64> {
-        let batch = batch.clone();
-        self.write(move |c| Box::pin(async move { billing::commit_billing_batch(c, &batch).await }))
-            .await
+    async fn queue_billing_batch(&self, batch: BillingBatch) -> Result<Pending<u64>> {
+        let mut prepared = billing::PreparedBatch::new(batch, <D::Conn as Conn>::DIALECT)?;
+        // A run's batches are written by its own tasks, never inside a keyed API request, so
+        // this is `Db::queue_write` itself rather than `SqlStore::write`.
+        let pending = self
+            .db
+            .queue_write(move |c| {
+                Box::pin(async move {
+                    let n = billing::commit_billing_batch(c, &mut prepared).await?;
+                    // The statements go back to be freed by the caller, not the writer.
+                    Ok((n, prepared))
+                })
+            })
+            .await?;
+        Ok(Box::pin(async move { pending.await.map(|(n, _spent)| n) }))
     }
 
     async fn complete_billing_run(

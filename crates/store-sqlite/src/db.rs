@@ -40,7 +40,7 @@
 //! never wait for the writer.
 
 use crate::conn::{db_err, run_now, SqliteConn};
-use lastmile_store::{Result, StoreError};
+use lastmile_store::{Pending, Result, StoreError};
 use lastmile_store_sql::{ConnFuture, Db};
 use rusqlite::{Connection, OpenFlags};
 use std::panic::AssertUnwindSafe;
@@ -538,6 +538,15 @@ impl Db for SqliteDb {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConn) -> ConnFuture<'c, T> + Send + 'static,
     {
+        self.queue_write(f).await?.await
+    }
+
+    /// The writer thread runs its queue in order, one transaction (or group) after another.
+    async fn queue_write<T, F>(&self, f: F) -> Result<Pending<T>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConn) -> ConnFuture<'c, T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn: &mut SqliteConn| {
             let r = run_now(f(conn));
@@ -556,14 +565,16 @@ impl Db for SqliteDb {
             .send(Msg::Write(job))
             .await
             .map_err(|_| writer_gone())?;
-        rx.await.map_err(|_| {
-            let why = self
-                .last_error
-                .lock()
-                .ok()
-                .and_then(|l| l.clone())
-                .unwrap_or_else(|| "the writer failed".into());
-            StoreError::Backend(format!("the write was not carried out: {why}").into())
-        })?
+        let last_error = self.last_error.clone();
+        Ok(Box::pin(async move {
+            rx.await.map_err(|_| {
+                let why = last_error
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.clone())
+                    .unwrap_or_else(|| "the writer failed".into());
+                StoreError::Backend(format!("the write was not carried out: {why}").into())
+            })?
+        }))
     }
 }

@@ -46,10 +46,30 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "typed_jobs",
         include_str!("../migrations/0011_typed_jobs.sql"),
     ),
+    (
+        12,
+        "billing_references",
+        include_str!("../migrations/0012_billing_references.sql"),
+    ),
 ];
 
 /// Applies pending migrations on the writer's connection, all in one transaction.
+///
+/// Foreign keys are off while they run, as SQLite prescribes for rebuilding a table (a
+/// `DROP TABLE` of a referenced table would otherwise fail); `PRAGMA foreign_key_check` then
+/// proves every reference still holds before the commit of any migration. (The pragma is a no-op inside a
+/// transaction, so it is set around it.)
 pub fn apply(conn: &mut rusqlite::Connection) -> Result<()> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(db_err)?;
+    let applied = apply_all(conn);
+    let restored = conn
+        .execute_batch("PRAGMA foreign_keys = ON")
+        .map_err(db_err);
+    applied.and(restored)
+}
+
+fn apply_all(conn: &mut rusqlite::Connection) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db_err)?;
@@ -79,6 +99,23 @@ pub fn apply(conn: &mut rusqlite::Connection) -> Result<()> {
         )
         .map_err(db_err)?;
         tracing::info!(version, name, "applied migration");
+    }
+    // Only after a migration ran: the check reads every table that has references.
+    let ran = MIGRATIONS.iter().any(|(v, _, _)| !applied.contains(v));
+    let broken: Option<String> = if !ran {
+        None
+    } else {
+        let mut stmt = tx.prepare("PRAGMA foreign_key_check").map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(r) => Some(r.get::<_, String>(0).map_err(db_err)?),
+            None => None,
+        }
+    };
+    if let Some(table) = broken {
+        return Err(lastmile_store::StoreError::Backend(
+            format!("a migration left a broken reference in table {table}").into(),
+        ));
     }
     tx.commit().map_err(db_err)
 }

@@ -259,6 +259,10 @@ impl AccountChange {
     }
 }
 
+/// The outcome of a write that is queued already: it resolves once the write has committed
+/// (or failed).
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>>;
+
 /// One batch of a billing run, committed atomically.
 #[derive(Clone, Debug)]
 pub struct BillingBatch {

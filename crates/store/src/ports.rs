@@ -176,7 +176,16 @@ pub trait BillingStore: Send + Sync {
     /// invoice yet, numbering them without gaps, and records the run's progress. Returns the
     /// number of invoices inserted. Concurrent runs never produce two invoices for one
     /// subscriber and period (a unique key) nor a gap in the numbers.
-    async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64>;
+    async fn commit_billing_batch(&self, batch: &BillingBatch) -> Result<u64> {
+        self.queue_billing_batch(batch.clone()).await?.await
+    }
+    /// [`BillingStore::commit_billing_batch`] in two steps, for a run that keeps more than
+    /// one batch in flight: returns once the batch is queued, with its commit's outcome to
+    /// come. Batches queued one after another on a store commit in that order, so a run may
+    /// queue batch N + 1 before batch N has committed and its cursor still only moves
+    /// forward. (SQLite queues on its one writer thread; where writes cannot be queued, on
+    /// PostgreSQL's pool of connections, the batch commits before this returns.)
+    async fn queue_billing_batch(&self, batch: BillingBatch) -> Result<Pending<u64>>;
     /// Ends a running run: completed, or failed with `failure` (then it stays as far as its
     /// committed batches got). A run already finished is left as it is.
     async fn complete_billing_run(
