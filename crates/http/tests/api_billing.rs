@@ -470,7 +470,7 @@ async fn a_run_that_cannot_finish_is_failed_with_its_error(t: TestApp) {
 /// second start resumes it where it stopped.
 async fn shutdown_stops_a_run_at_a_batch_boundary_and_it_resumes(t: TestApp) {
     let plan = t.plan("STOP-1", 1000).await;
-    for i in 0..3 {
+    for i in 0..5 {
         let sub = t.subscriber(&format!("Stopping Sam {i}")).await;
         active_service(&t, &sub, &plan, &format!("sam{i}")).await;
     }
@@ -484,25 +484,25 @@ async fn shutdown_stops_a_run_at_a_batch_boundary_and_it_resumes(t: TestApp) {
     .with_stopping(stopping);
     let as_of = jiff::civil::date(2026, 3, 15);
     let run = app.start_billing_run(as_of, None).await.unwrap();
-    // Shutdown begins while the first batch is written.
+    // Shutdown begins as the first batch's write reports.
     let stopped = app
         .execute_billing_run(run.clone(), &|_| {
             let _ = stop.send(true);
         })
         .await
         .unwrap();
-    // The pipeline had already rated the second batch when the first one's write reported:
-    // it is written, and the run stops before reading a third.
+    // Two writes are kept in flight, so by then the second batch was queued and the third
+    // rated: both are written, and the run stops before reading a fourth.
     assert_eq!(stopped.status, BillingRunStatus::Running);
-    assert_eq!(stopped.subscribers_processed, 2);
-    assert_eq!(stopped.invoices_created, 2);
+    assert_eq!(stopped.subscribers_processed, 3);
+    assert_eq!(stopped.invoices_created, 3);
     // Started again (a new process), it resumes the same run and finishes it.
     let resumed = t.app.start_billing_run(as_of, None).await.unwrap();
     assert_eq!(resumed.id, run.id);
     let done = t.app.execute_billing_run(resumed, &|_| {}).await.unwrap();
     assert_eq!(done.status, BillingRunStatus::Completed);
-    assert_eq!(done.subscribers_processed, 3);
-    assert_eq!(done.invoices_created, 3);
+    assert_eq!(done.subscribers_processed, 5);
+    assert_eq!(done.invoices_created, 5);
 }
 
 /// Issue 8.5: a correction of a period before a tax-rate change is taxed at the rate of the

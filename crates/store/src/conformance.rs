@@ -135,6 +135,7 @@ macro_rules! conformance_suite {
             billing_runs_insert_get_list,
             billing_run_unfinished_and_single_running,
             commit_billing_batch_numbers_and_progress,
+            queued_billing_batches_commit_in_queue_order,
             commit_billing_batch_concurrent_runs,
             commit_billing_batch_dangling_reference_writes_nothing,
             invoices_get_and_list_filters,
@@ -4223,6 +4224,40 @@ pub async fn billing_run_unfinished_and_single_running(store: Arc<dyn Store>) {
         store.unfinished_billing_run(as_of).await.unwrap(),
         Some(third)
     );
+}
+
+/// Batches queued one after another (the next before the last has committed) commit in
+/// that order: numbers follow the queue, and the cursor ends at the last batch's, having
+/// counted every batch once.
+pub async fn queued_billing_batches_commit_in_queue_order(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (_, mut subs) = billing_world(store, 4).await;
+    // Cursors move forward in subscriber id order.
+    subs.sort_by_key(|s| s.0.id);
+    let period = unique_date();
+    let run = add_run(store, unique_date()).await;
+    let prefix = format!("Q{}-", tag());
+    let mut pending = Vec::new();
+    let mut ids = Vec::new();
+    for s in &subs {
+        let inv = new_invoice(&s.1, period, Some(run.id), &[1_000]);
+        ids.push(inv.id);
+        let batch = billing_batch(&run, vec![inv], s.0.id, 1, vec![], &prefix);
+        pending.push(store.queue_billing_batch(batch).await.expect("queued"));
+    }
+    for p in pending {
+        assert_eq!(p.await.expect("committed"), 1);
+    }
+    let mut numbers = Vec::new();
+    for id in ids {
+        numbers.push(seq_of(number_of(&invoice_of(store, id).await), &prefix));
+    }
+    let first = numbers[0];
+    assert_eq!(numbers, (first..first + 4).collect::<Vec<_>>());
+    let done = run_of(store, run.id).await;
+    assert_eq!(done.cursor, subs.last().map(|s| s.0.id));
+    assert_eq!(done.subscribers_processed, 4);
+    assert_eq!(done.invoices_created, 4);
 }
 
 pub async fn commit_billing_batch_numbers_and_progress(store: Arc<dyn Store>) {
