@@ -26,6 +26,9 @@ pub struct PgConn {
 pub(crate) enum Inner {
     Tx(sqlx::Transaction<'static, Postgres>),
     Spare(PoolConnection<Postgres>),
+    /// A [`Db::read_statement`](lastmile_store_sql::Db::read_statement): no transaction, so
+    /// at most one statement (`true` once it has run), which is its own snapshot.
+    OneStatement(PoolConnection<Postgres>, bool),
 }
 
 impl PgConn {
@@ -33,8 +36,21 @@ impl PgConn {
     pub fn connection(&mut self) -> &mut PgConnection {
         match &mut self.inner {
             Inner::Tx(tx) => tx,
-            Inner::Spare(c) => c,
+            Inner::Spare(c) | Inner::OneStatement(c, _) => c,
         }
+    }
+
+    /// The connection for the next statement. A second statement of a one-statement read is
+    /// refused: it would see another snapshot than the first.
+    fn statement(&mut self) -> Result<&mut PgConnection> {
+        if let Inner::OneStatement(_, ran) = &mut self.inner {
+            if std::mem::replace(ran, true) {
+                return Err(StoreError::Backend(
+                    "store bug: a one-statement read ran a second statement".into(),
+                ));
+            }
+        }
+        Ok(self.connection())
     }
 }
 
@@ -87,7 +103,7 @@ impl Conn for PgConn {
 
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row<PgRow>>> {
         let rows = query(sql, params)
-            .fetch_all(self.connection())
+            .fetch_all(self.statement()?)
             .await
             .map_err(db_err)?;
         Ok(rows.into_iter().map(Row).collect())
@@ -95,7 +111,7 @@ impl Conn for PgConn {
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
         let done = query(sql, params)
-            .execute(self.connection())
+            .execute(self.statement()?)
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected())

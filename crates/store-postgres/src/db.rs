@@ -8,7 +8,9 @@
 //!
 //! Reads run in a `REPEATABLE READ, READ ONLY` transaction: every statement of one read sees
 //! the same snapshot (a billing batch's inputs, read with several statements, are those of
-//! one instant). A read takes no locks and never waits for a writer.
+//! one instant). A read takes no locks and never waits for a writer. A read of a single
+//! statement ([`Db::read_statement`]) runs outside any transaction: the statement is its own
+//! snapshot, and it saves the `BEGIN` round trip (a third of a point read's time).
 
 use crate::conn::{Inner, PgConn};
 use crate::migrate;
@@ -125,6 +127,21 @@ impl Db for PgDb {
     {
         let tx = self.pool.begin_with(BEGIN_READ).await.map_err(db_err)?;
         self.run(tx, false, f).await
+    }
+
+    /// Outside a transaction: a single statement is a snapshot of its own, and the `BEGIN`
+    /// a transaction needs would be a round trip more than the statement itself.
+    async fn read_statement<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        let conn = self.pool.acquire().await.map_err(db_err)?;
+        let mut conn = PgConn {
+            inner: Inner::OneStatement(conn, false),
+            pool: self.pool.clone(),
+        };
+        f(&mut conn).await
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>

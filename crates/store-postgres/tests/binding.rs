@@ -261,3 +261,38 @@ async fn int8_params_fit_integer_columns() {
         .expect("insert and compare");
     assert_eq!(n, Some(1));
 }
+
+/// A one-statement read runs its statement outside a transaction, and refuses a second one
+/// (it would see another snapshot than the first).
+#[tokio::test]
+async fn a_one_statement_read_refuses_a_second_statement() {
+    let Some(db) = db().await else { return };
+    let one = db
+        .read_statement(|c| {
+            Box::pin(async move {
+                let rows = c
+                    .fetch(
+                        "SELECT current_setting('transaction_isolation') AS iso",
+                        &[],
+                    )
+                    .await?;
+                rows[0].text("iso")
+            })
+        })
+        .await
+        .expect("one statement");
+    // Not in a read's `REPEATABLE READ` transaction: the server's default for one statement.
+    assert_eq!(one, "read committed");
+    let two = db
+        .read_statement(|c| {
+            Box::pin(async move {
+                c.fetch("SELECT 1 AS n", &[]).await?;
+                c.fetch("SELECT 2 AS n", &[]).await
+            })
+        })
+        .await;
+    match two {
+        Err(StoreError::Backend(e)) => assert!(e.to_string().contains("second statement"), "{e}"),
+        other => panic!("a second statement ran: {:?}", other.map(|r| r.len())),
+    }
+}

@@ -202,6 +202,16 @@ pub trait Db: Clone + Send + Sync + 'static {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Self::Conn) -> ConnFuture<'c, T> + Send + 'static;
 
+    /// [`Db::read`] for an `f` that runs a single statement, which needs no snapshot of its
+    /// own (a backend may run it outside a transaction, and refuses a second statement).
+    fn read_statement<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Self::Conn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        self.read(f)
+    }
+
     /// Runs `f` in a write transaction: committed if it returns `Ok` (and the answer comes
     /// only after the commit), rolled back if it returns `Err`.
     fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send

@@ -53,6 +53,15 @@ impl<D: Db> SqlStore<D> {
         self.db.read(f).await
     }
 
+    /// See [`Db::read_statement`].
+    async fn read_statement<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut D::Conn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        self.db.read_statement(f).await
+    }
+
     /// A write transaction. The idempotent request in progress (a task-local of the calling
     /// task) goes with it, wherever the backend runs the transaction, so the audit insert can
     /// mark its key in the same commit.
@@ -91,8 +100,10 @@ impl<D: Db> SubscriberStore for SqlStore<D> {
 
     async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, Operator)>> {
         let token_hash = token_hash.to_string();
-        self.read(move |c| Box::pin(async move { catalog::find_token(c, &token_hash).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { catalog::find_token(c, &token_hash).await })
+        })
+        .await
     }
 
     async fn insert_subscriber(&self, subscriber: &Subscriber, audit: &AuditEvent) -> Result<()> {
@@ -121,7 +132,7 @@ impl<D: Db> SubscriberStore for SqlStore<D> {
     }
 
     async fn get_subscriber(&self, id: SubscriberId) -> Result<Option<Subscriber>> {
-        self.read(move |c| Box::pin(async move { catalog::get_subscriber(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { catalog::get_subscriber(c, id).await }))
             .await
     }
 
@@ -162,24 +173,30 @@ impl<D: Db> CatalogStore for SqlStore<D> {
     }
 
     async fn get_plan(&self, id: PlanId) -> Result<Option<Plan>> {
-        self.read(move |c| Box::pin(async move { catalog::get_plan(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { catalog::get_plan(c, id).await }))
             .await
     }
 
     async fn list_plans(&self, filter: &PlanFilter, page: Page) -> Result<Vec<Plan>> {
         let filter = filter.clone();
-        self.read(move |c| Box::pin(async move { catalog::list_plans(c, &filter, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { catalog::list_plans(c, &filter, page).await })
+        })
+        .await
     }
 
     async fn get_plan_version(&self, id: PlanVersionId) -> Result<Option<PlanVersion>> {
-        self.read(move |c| Box::pin(async move { catalog::get_plan_version(c, id).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { catalog::get_plan_version(c, id).await })
+        })
+        .await
     }
 
     async fn list_plan_versions(&self, plan_id: PlanId) -> Result<Vec<PlanVersion>> {
-        self.read(move |c| Box::pin(async move { catalog::list_plan_versions(c, plan_id).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { catalog::list_plan_versions(c, plan_id).await })
+        })
+        .await
     }
 
     async fn insert_nas(&self, nas: &Nas, audit: &AuditEvent) -> Result<()> {
@@ -210,12 +227,12 @@ impl<D: Db> CatalogStore for SqlStore<D> {
     }
 
     async fn get_nas(&self, id: NasId) -> Result<Option<Nas>> {
-        self.read(move |c| Box::pin(async move { catalog::get_nas(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { catalog::get_nas(c, id).await }))
             .await
     }
 
     async fn list_nas(&self, page: Page) -> Result<Vec<Nas>> {
-        self.read(move |c| Box::pin(async move { catalog::list_nas(c, page).await }))
+        self.read_statement(move |c| Box::pin(async move { catalog::list_nas(c, page).await }))
             .await
     }
 }
@@ -248,24 +265,30 @@ impl<D: Db> ServiceStore for SqlStore<D> {
     }
 
     async fn get_service(&self, id: ServiceId) -> Result<Option<Service>> {
-        self.read(move |c| Box::pin(async move { services::get_service(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { services::get_service(c, id).await }))
             .await
     }
 
     async fn list_services(&self, filter: &ServiceFilter, page: Page) -> Result<Vec<Service>> {
         let filter = filter.clone();
-        self.read(move |c| Box::pin(async move { services::list_services(c, &filter, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { services::list_services(c, &filter, page).await })
+        })
+        .await
     }
 
     async fn service_initial_plan(&self, id: ServiceId) -> Result<Option<(PlanId, PlanVersionId)>> {
-        self.read(move |c| Box::pin(async move { services::service_initial_plan(c, id).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { services::service_initial_plan(c, id).await })
+        })
+        .await
     }
 
     async fn service_timeline(&self, id: ServiceId) -> Result<Vec<TimelineEvent>> {
-        self.read(move |c| Box::pin(async move { services::service_timeline(c, id).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { services::service_timeline(c, id).await })
+        })
+        .await
     }
 
     async fn record_service_change(&self, change: &ServiceChange) -> Result<()> {
@@ -280,14 +303,16 @@ impl<D: Db> ServiceStore for SqlStore<D> {
 #[async_trait]
 impl<D: Db> JobStore for SqlStore<D> {
     async fn get_job(&self, id: JobId) -> Result<Option<ProvisioningJob>> {
-        self.read(move |c| Box::pin(async move { services::get_job(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { services::get_job(c, id).await }))
             .await
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Vec<ProvisioningJob>> {
         let filter = filter.clone();
-        self.read(move |c| Box::pin(async move { services::list_jobs(c, &filter, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { services::list_jobs(c, &filter, page).await })
+        })
+        .await
     }
 
     async fn requeue_failed_job(
@@ -338,7 +363,7 @@ impl<D: Db> JobStore for SqlStore<D> {
 #[async_trait]
 impl<D: Db> BillingStore for SqlStore<D> {
     async fn plan_catalog(&self) -> Result<Vec<(String, PlanVersion)>> {
-        self.read(move |c| Box::pin(async move { billing::plan_catalog(c).await }))
+        self.read_statement(move |c| Box::pin(async move { billing::plan_catalog(c).await }))
             .await
     }
 
@@ -361,18 +386,22 @@ impl<D: Db> BillingStore for SqlStore<D> {
     }
 
     async fn get_billing_run(&self, id: BillingRunId) -> Result<Option<BillingRun>> {
-        self.read(move |c| Box::pin(async move { billing::get_billing_run(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { billing::get_billing_run(c, id).await }))
             .await
     }
 
     async fn list_billing_runs(&self, page: Page) -> Result<Vec<BillingRun>> {
-        self.read(move |c| Box::pin(async move { billing::list_billing_runs(c, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { billing::list_billing_runs(c, page).await })
+        })
+        .await
     }
 
     async fn unfinished_billing_run(&self, as_of: jiff::civil::Date) -> Result<Option<BillingRun>> {
-        self.read(move |c| Box::pin(async move { billing::unfinished_billing_run(c, as_of).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { billing::unfinished_billing_run(c, as_of).await })
+        })
+        .await
     }
 
     async fn queue_billing_batch(&self, batch: BillingBatch) -> Result<Pending<u64>> {
@@ -414,8 +443,10 @@ impl<D: Db> BillingStore for SqlStore<D> {
 
     async fn list_invoices(&self, filter: &InvoiceFilter, page: Page) -> Result<Vec<Invoice>> {
         let filter = filter.clone();
-        self.read(move |c| Box::pin(async move { billing::list_invoices(c, &filter, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { billing::list_invoices(c, &filter, page).await })
+        })
+        .await
     }
 
     async fn billing_input(&self, subscriber: SubscriberId) -> Result<Option<BillingInput>> {
@@ -456,12 +487,12 @@ impl<D: Db> BillingConfigStore for SqlStore<D> {
     }
 
     async fn get_tax_zone(&self, id: TaxZoneId) -> Result<Option<TaxZone>> {
-        self.read(move |c| Box::pin(async move { money::get_tax_zone(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { money::get_tax_zone(c, id).await }))
             .await
     }
 
     async fn list_tax_zones(&self) -> Result<Vec<TaxZone>> {
-        self.read(move |c| Box::pin(async move { money::list_tax_zones(c).await }))
+        self.read_statement(move |c| Box::pin(async move { money::list_tax_zones(c).await }))
             .await
     }
 
@@ -495,8 +526,10 @@ impl<D: Db> BillingConfigStore for SqlStore<D> {
     }
 
     async fn get_dunning_policy(&self, id: DunningPolicyId) -> Result<Option<DunningPolicy>> {
-        self.read(move |c| Box::pin(async move { money::get_dunning_policy(c, id).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { money::get_dunning_policy(c, id).await })
+        })
+        .await
     }
 
     async fn list_dunning_policies(&self) -> Result<Vec<DunningPolicy>> {
@@ -527,18 +560,20 @@ impl<D: Db> BillingConfigStore for SqlStore<D> {
     }
 
     async fn get_discount(&self, id: DiscountId) -> Result<Option<Discount>> {
-        self.read(move |c| Box::pin(async move { money::get_discount(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { money::get_discount(c, id).await }))
             .await
     }
 
     async fn list_discounts(&self, subscriber: SubscriberId) -> Result<Vec<Discount>> {
-        self.read(move |c| Box::pin(async move { money::list_discounts(c, subscriber).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { money::list_discounts(c, subscriber).await })
+        })
+        .await
     }
 
     async fn get_setting(&self, name: &str) -> Result<Option<(serde_json::Value, i64)>> {
         let name = name.to_string();
-        self.read(move |c| Box::pin(async move { money::get_setting(c, &name).await }))
+        self.read_statement(move |c| Box::pin(async move { money::get_setting(c, &name).await }))
             .await
     }
 
@@ -576,12 +611,12 @@ impl<D: Db> MoneyStore for SqlStore<D> {
     }
 
     async fn ledger(&self, subscriber: SubscriberId) -> Result<Vec<LedgerEntry>> {
-        self.read(move |c| Box::pin(async move { money::ledger(c, subscriber).await }))
+        self.read_statement(move |c| Box::pin(async move { money::ledger(c, subscriber).await }))
             .await
     }
 
     async fn get_payment(&self, id: PaymentId) -> Result<Option<Payment>> {
-        self.read(move |c| Box::pin(async move { money::get_payment(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { money::get_payment(c, id).await }))
             .await
     }
 
@@ -595,8 +630,10 @@ impl<D: Db> MoneyStore for SqlStore<D> {
 
     async fn list_payments(&self, filter: &PaymentFilter, page: Page) -> Result<Vec<Payment>> {
         let filter = filter.clone();
-        self.read(move |c| Box::pin(async move { money::list_payments(c, &filter, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { money::list_payments(c, &filter, page).await })
+        })
+        .await
     }
 
     async fn payments_unallocated(&self, ids: &[PaymentId]) -> Result<HashMap<PaymentId, i64>> {
@@ -606,7 +643,7 @@ impl<D: Db> MoneyStore for SqlStore<D> {
     }
 
     async fn get_credit_note(&self, id: CreditNoteId) -> Result<Option<CreditNote>> {
-        self.read(move |c| Box::pin(async move { money::get_credit_note(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { money::get_credit_note(c, id).await }))
             .await
     }
 
@@ -623,13 +660,17 @@ impl<D: Db> MoneyStore for SqlStore<D> {
     }
 
     async fn list_refunds(&self, subscriber: SubscriberId) -> Result<Vec<Refund>> {
-        self.read(move |c| Box::pin(async move { money::list_refunds(c, subscriber).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { money::list_refunds(c, subscriber).await })
+        })
+        .await
     }
 
     async fn list_allocations(&self, subscriber: SubscriberId) -> Result<Vec<Allocation>> {
-        self.read(move |c| Box::pin(async move { money::list_allocations(c, subscriber).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { money::list_allocations(c, subscriber).await })
+        })
+        .await
     }
 
     async fn overdue_subscribers(
@@ -645,8 +686,10 @@ impl<D: Db> MoneyStore for SqlStore<D> {
     }
 
     async fn dunning_actions(&self, invoice: InvoiceId) -> Result<Vec<(i64, DunningActionKind)>> {
-        self.read(move |c| Box::pin(async move { money::dunning_actions(c, invoice).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { money::dunning_actions(c, invoice).await })
+        })
+        .await
     }
 }
 
@@ -727,7 +770,7 @@ impl<D: Db> Store for SqlStore<D> {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(move |c| Box::pin(async move { services::ping(c).await }))
+        self.read_statement(move |c| Box::pin(async move { services::ping(c).await }))
             .await
     }
 
@@ -779,7 +822,7 @@ impl<D: Db> RadiusStore for SqlStore<D> {
     }
 
     async fn get_session(&self, id: SessionId) -> Result<Option<RadiusSession>> {
-        self.read(move |c| Box::pin(async move { radius::get_session(c, id).await }))
+        self.read_statement(move |c| Box::pin(async move { radius::get_session(c, id).await }))
             .await
     }
 
@@ -789,8 +832,10 @@ impl<D: Db> RadiusStore for SqlStore<D> {
         page: Page,
     ) -> Result<Vec<RadiusSession>> {
         let filter = filter.clone();
-        self.read(move |c| Box::pin(async move { radius::list_sessions(c, &filter, page).await }))
-            .await
+        self.read_statement(move |c| {
+            Box::pin(async move { radius::list_sessions(c, &filter, page).await })
+        })
+        .await
     }
 
     async fn set_session_policy(&self, id: SessionId, policy: &str, at: Timestamp) -> Result<()> {
