@@ -15,7 +15,7 @@
 use crate::conn::{Inner, PgConn};
 use crate::migrate;
 use crate::row::db_err;
-use lastmile_store::{Result, StoreError};
+use lastmile_store::{Pending, Result, StoreError};
 use lastmile_store_sql::{ConnFuture, Db};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -151,5 +151,19 @@ impl Db for PgDb {
     {
         let tx = self.pool.begin().await.map_err(db_err)?;
         self.run(tx, true, f).await
+    }
+
+    /// Starts the transaction on a task of its own and returns: the caller can queue the
+    /// next one while this one runs (see the trait for the order).
+    async fn queue_write<T, F>(&self, f: F) -> Result<Pending<T>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConn) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        let db = self.clone();
+        let task = tokio::spawn(async move { db.write(f).await });
+        Ok(Box::pin(async move {
+            task.await.map_err(|e| StoreError::Backend(Box::new(e)))?
+        }))
     }
 }

@@ -433,7 +433,21 @@ impl PreparedBatch {
     }
 }
 
-pub async fn commit_billing_batch<C: Conn>(c: &mut C, prepared: &mut PreparedBatch) -> Result<u64> {
+/// A batch's place in the queue at the invoice counter, for a backend that writes queued
+/// batches at once (PostgreSQL): it takes the counter only after the batch queued before it
+/// (`before`) has, and then says so (`mine`). The counter's row lock then makes them commit
+/// in that order too, so a run's cursor only moves forward. What a batch does before the
+/// counter (copying its lines) overlaps the commit of the one before.
+pub struct Turn {
+    pub before: Option<tokio::sync::oneshot::Receiver<()>>,
+    pub mine: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn commit_billing_batch<C: Conn>(
+    c: &mut C,
+    prepared: &mut PreparedBatch,
+    turn: Option<Turn>,
+) -> Result<u64> {
     let b = &prepared.batch;
     // The billing tables declare no foreign keys on either backend (migrations 0002 and
     // 0012): the batch's references are checked here, per table one `IN` list, far cheaper
@@ -451,14 +465,14 @@ pub async fn commit_billing_batch<C: Conn>(c: &mut C, prepared: &mut PreparedBat
             // The batch's own statements first: each goes out before the check's work.
             let (fresh, early) = tokio::join!(
                 biased;
-                write_invoices(c, b, None),
+                write_invoices(c, b, None, turn),
                 check_references(&mut spare, &all)
             );
             (early.is_ok(), fresh?)
         }
         None => (
             false,
-            write_invoices(c, b, prepared.inserts.as_mut()).await?,
+            write_invoices(c, b, prepared.inserts.as_mut(), turn).await?,
         ),
     };
     if !confirmed {
@@ -473,7 +487,36 @@ async fn write_invoices<'a, C: Conn>(
     c: &mut C,
     b: &'a BillingBatch,
     prepared: Option<&mut PreparedInserts>,
+    turn: Option<Turn>,
 ) -> Result<Vec<&'a NewInvoice>> {
+    // Without prepared statements (PostgreSQL's `COPY`), the lines, four fifths of the rows,
+    // go in before the counter is taken: they carry no number, and nobody sees them before
+    // the commit. The lines of an invoice found to exist are deleted again below.
+    let mut lines_first = prepared.is_none();
+    if lines_first {
+        let all: Vec<&NewInvoice> = b.invoices.iter().collect();
+        c.execute("SAVEPOINT lines", &[]).await?;
+        match insert_lines(c, &all).await {
+            Ok(()) => {}
+            // The very batch committed before (a replay, its lines' ids stored already):
+            // its lines wait for the counter and the existence check like SQLite's.
+            Err(StoreError::Duplicate { .. }) => {
+                c.execute("ROLLBACK TO SAVEPOINT lines", &[]).await?;
+                lines_first = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mine = match turn {
+        Some(Turn { before, mine }) => {
+            if let Some(before) = before {
+                // An error means the batch before failed or was dropped: it holds nothing.
+                let _ = before.await;
+            }
+            Some(mine)
+        }
+        None => None,
+    };
     // The counter row is taken first: concurrent batches (of any run) then run one at a time
     // from here to their commit (SQLite's single writer does so anyway). So the existence
     // check below sees every invoice committed before it (PostgreSQL's READ COMMITTED takes a
@@ -488,7 +531,25 @@ async fn write_invoices<'a, C: Conn>(
     )
     .await?
     .ok_or_else(|| StoreError::corrupt("the invoice counter's upsert returned no row"))?;
+    if let Some(mine) = mine {
+        // Nobody waiting (the next batch not queued yet) is no error.
+        let _ = mine.send(());
+    }
     let fresh = without_existing(c, &b.invoices).await?;
+    if lines_first && fresh.len() < b.invoices.len() {
+        let kept: HashSet<InvoiceId> = fresh.iter().map(|i| i.id).collect();
+        let skipped: Vec<Uuid> = b
+            .invoices
+            .iter()
+            .filter(|i| !kept.contains(&i.id))
+            .map(|i| i.id.0)
+            .collect();
+        for chunk in skipped.chunks(MAX_IN_LIST) {
+            let mut q = Sql::new("DELETE FROM invoice_lines WHERE invoice_id");
+            q.in_ids(C::DIALECT, chunk.iter().copied());
+            q.execute(c).await?;
+        }
+    }
     // Drafts get their number when issued.
     let issued = fresh.iter().filter(|i| i.issue.is_some()).count() as i64;
     if issued > 0 {
@@ -519,7 +580,9 @@ async fn write_invoices<'a, C: Conn>(
         }
         _ => {
             insert_invoices(c, &fresh, base + 1, &b.number_prefix).await?;
-            insert_lines(c, &fresh).await?;
+            if !lines_first {
+                insert_lines(c, &fresh).await?;
+            }
         }
     }
     Ok(fresh)

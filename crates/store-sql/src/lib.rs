@@ -220,9 +220,11 @@ pub trait Db: Clone + Send + Sync + 'static {
         F: for<'c> FnOnce(&'c mut Self::Conn) -> ConnFuture<'c, T> + Send + 'static;
 
     /// [`Db::write`] in two steps: returns once the transaction is queued, with its outcome
-    /// to come. Transactions queued one after another commit in that order. The default,
-    /// for a backend that cannot queue (each write on a connection of its own, in no order),
-    /// runs the transaction to its end before returning.
+    /// to come. On a backend with one writer (SQLite) transactions queued one after another
+    /// commit in that order; on one where each write has a connection of its own
+    /// (PostgreSQL) they run at once, in no order the backend promises, so callers that need
+    /// one take turns at a row lock (as billing batches do at the invoice counter). The
+    /// default runs the transaction to its end before returning.
     fn queue_write<T, F>(&self, f: F) -> impl Future<Output = Result<Pending<T>>> + Send
     where
         T: Send + 'static,

@@ -1,7 +1,7 @@
 //! The [`Store`] port implemented once over any [`Db`]: each method runs its area's generic
 //! code as a read or as a write transaction. The SQL is in the area modules.
 
-use crate::{accounting, billing, catalog, money, radius, services, Conn, ConnFuture, Db};
+use crate::{accounting, billing, catalog, money, radius, services, Conn, ConnFuture, Db, Dialect};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use lastmile_domain::audit::AuditEvent;
@@ -30,6 +30,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct SqlStore<D> {
     pub db: D,
+    /// Said when the last queued billing batch has taken the invoice counter (see
+    /// `billing::Turn`).
+    billing_turn: Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
 }
 
 impl<D: Db> SqlStore<D> {
@@ -37,6 +40,7 @@ impl<D: Db> SqlStore<D> {
     pub async fn connect(url: &str) -> Result<Self> {
         Ok(Self {
             db: D::connect(url).await?,
+            billing_turn: Default::default(),
         })
     }
 
@@ -405,14 +409,31 @@ impl<D: Db> BillingStore for SqlStore<D> {
     }
 
     async fn queue_billing_batch(&self, batch: BillingBatch) -> Result<Pending<u64>> {
-        let mut prepared = billing::PreparedBatch::new(batch, <D::Conn as Conn>::DIALECT)?;
+        let dialect = <D::Conn as Conn>::DIALECT;
+        let mut prepared = billing::PreparedBatch::new(batch, dialect)?;
+        // On PostgreSQL queued batches run at once, each in a transaction of its own, and
+        // take the invoice counter in the order they were queued. SQLite's writer runs them
+        // one after another anyway (and its transactions cannot wait for anything).
+        let turn = match dialect {
+            Dialect::Postgres => {
+                let (mine, next) = tokio::sync::oneshot::channel();
+                let before = self
+                    .billing_turn
+                    .lock()
+                    // Only an `Option` swap happens under it: a panic cannot leave it half done.
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .replace(next);
+                Some(billing::Turn { before, mine })
+            }
+            Dialect::Sqlite => None,
+        };
         // A run's batches are written by its own tasks, never inside a keyed API request, so
         // this is `Db::queue_write` itself rather than `SqlStore::write`.
         let pending = self
             .db
             .queue_write(move |c| {
                 Box::pin(async move {
-                    let n = billing::commit_billing_batch(c, &mut prepared).await?;
+                    let n = billing::commit_billing_batch(c, &mut prepared, turn).await?;
                     // The statements go back to be freed by the caller, not the writer.
                     Ok((n, prepared))
                 })
