@@ -293,6 +293,19 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    let outcome = run(&cli).await;
+    // Whatever the command's outcome, the store it opened is closed (SQLite's WAL folded
+    // into the file).
+    if let Some(store) = OPENED.get() {
+        store.close().await;
+    }
+    outcome
+}
+
+/// The store this process opened (`open_store`), to close when the command is done.
+static OPENED: std::sync::OnceLock<Arc<dyn Store>> = std::sync::OnceLock::new();
+
+async fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Migrate => {
             let store = open_store(&cli.database_url).await?;
@@ -302,7 +315,7 @@ async fn main() -> Result<()> {
         Command::Token {
             command: TokenCommand::Create { role, name },
         } => {
-            let app = build_app(&cli, 90).await?;
+            let app = build_app(cli, 90).await?;
             let (op, token) = app
                 .create_operator(&Actor::system("cli"), name, *role)
                 .await
@@ -317,13 +330,13 @@ async fn main() -> Result<()> {
         Command::Billing {
             command: BillingCommand::Run { as_of, subscriber },
         } => {
-            let app = build_app(&cli, 90).await?;
+            let app = build_app(cli, 90).await?;
             billing_run(&app, *as_of, subscriber.map(SubscriberId)).await
         }
         Command::Dunning {
             command: DunningCommand::Run { as_of },
         } => {
-            let app = build_app(&cli, 90).await?;
+            let app = build_app(cli, 90).await?;
             let as_of = as_of.unwrap_or_else(|| app.billing_today());
             let r = app
                 .run_dunning(as_of)
@@ -352,7 +365,7 @@ async fn main() -> Result<()> {
                     no_seed,
                 },
         } => {
-            let app = build_app(&cli, 90).await?;
+            let app = build_app(cli, 90).await?;
             bench::billing(
                 &app,
                 *subscribers,
@@ -381,7 +394,7 @@ async fn main() -> Result<()> {
                     no_seed,
                 },
         } => {
-            let app = build_app(&cli, 90).await?;
+            let app = build_app(cli, 90).await?;
             bench::api(
                 &app,
                 *subscribers,
@@ -405,7 +418,7 @@ async fn main() -> Result<()> {
                     no_seed,
                 },
         } => {
-            let app = build_app(&cli, 90).await?;
+            let app = build_app(cli, 90).await?;
             let load = bench::RadiusLoad {
                 sockets: *sockets,
                 depth: *depth,
@@ -423,14 +436,14 @@ async fn main() -> Result<()> {
             .await
         }
         Command::Serve(args) => {
-            let app = build_app(&cli, args.backdate_days).await?;
+            let app = build_app(cli, args.backdate_days).await?;
             serve(app, args).await
         }
         Command::Demo {
             serve: args,
             subscribers,
         } => {
-            let app = build_app(&cli, args.backdate_days).await?;
+            let app = build_app(cli, args.backdate_days).await?;
             demo::seed(&app, *subscribers).await?;
             let (_, token) = app
                 .create_operator(&Actor::system("demo"), "demo admin", Role::Admin)
@@ -455,6 +468,12 @@ async fn main() -> Result<()> {
 }
 
 async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    let store = connect_store(url).await?;
+    let _ = OPENED.set(store.clone());
+    Ok(store)
+}
+
+async fn connect_store(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let s = lastmile_store_postgres::PgStore::connect(url)
             .await

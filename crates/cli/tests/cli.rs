@@ -110,6 +110,28 @@ fn sqlite_walkthrough() {
     walkthrough(&format!("sqlite://{}", dir.path().join("isp.db").display()));
 }
 
+#[test]
+fn a_command_leaves_every_commit_in_the_sqlite_file() {
+    let dir = lastmile_testing::TempDir::new("cli-wal");
+    let file = dir.path().join("isp.db");
+    let db = format!("sqlite://{}", file.display());
+    let out = lastmile(&db, dir.path())
+        .args(["token", "create", "--role", "admin", "--name", "ops"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The WAL was checkpointed and truncated when the command ended: the file alone holds
+    // the migrations and the new operator.
+    let wal = dir.path().join("isp.db-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "{} left un-checkpointed", wal.display());
+    assert!(std::fs::metadata(&file).unwrap().len() > 0);
+}
+
 #[tokio::test]
 async fn postgres_walkthrough() {
     if let Some(url) = lastmile_testing::pg::database_url().await {

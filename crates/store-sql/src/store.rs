@@ -44,11 +44,6 @@ impl<D: Db> SqlStore<D> {
         })
     }
 
-    /// See [`Db::close`].
-    pub async fn close(&self) {
-        self.db.close().await
-    }
-
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -793,6 +788,10 @@ impl<D: Db> Store for SqlStore<D> {
     async fn ping(&self) -> Result<()> {
         self.read_statement(move |c| Box::pin(async move { services::ping(c).await }))
             .await
+    }
+
+    async fn close(&self) {
+        self.db.close().await
     }
 
     async fn next_counter(&self, name: &str) -> Result<i64> {

@@ -344,12 +344,34 @@ fn writer(mut conn: SqliteConn, mut msgs: mpsc::Receiver<Msg>, state: WriterStat
             let _ = checkpoints.try_send(());
         }
         if let Some(reply) = checkpoint {
-            let r = conn
-                .conn
-                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-                .map_err(db_err);
-            let _ = reply.send(r);
+            let _ = reply.send(checkpoint_truncate(&conn.conn));
         }
+    }
+}
+
+/// Copies the whole WAL into the database file and truncates it. `busy` (the pragma's first
+/// column) says another connection kept it from finishing: a reader (the busy timeout waits
+/// for those) or the checkpointer thread's own pass, which SQLite does not wait for at all,
+/// so that case is tried again (a pass takes milliseconds) for up to two seconds.
+fn checkpoint_truncate(conn: &Connection) -> Result<()> {
+    const TRIES: u32 = 200;
+    let mut tries = 0;
+    loop {
+        let (busy, log, done): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(db_err)?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tries += 1;
+        if tries >= TRIES {
+            return Err(StoreError::Backend(
+                format!("the WAL checkpoint could not finish: {done} of {log} pages copied").into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -407,6 +407,11 @@ pub trait Store:
     /// Cheap round trip, for `/healthz`.
     async fn ping(&self) -> Result<()>;
 
+    /// Ends the process's use of the database: PostgreSQL's pool closes; SQLite's WAL is
+    /// checkpointed into the file and truncated, so the file alone holds every commit. A
+    /// store not closed loses nothing (the WAL is replayed when next opened).
+    async fn close(&self);
+
     /// Next value of a named counter (`subscriber_number` …). Gap-free per counter within a
     /// successful call; used outside the business transaction, so a failed insert may skip one.
     async fn next_counter(&self, name: &str) -> Result<i64>;

@@ -296,7 +296,7 @@ async fn start_cluster(bin: &Path) -> Result<Cluster, String> {
         .await
         .map_err(|e| format!("cannot migrate {TEMPLATE}: {e}"))?;
     // Copies need the template to have no sessions: close the pool before the first copy.
-    store.close().await;
+    lastmile_store::Store::close(&store).await;
     Ok(cluster)
 }
 

@@ -7,10 +7,14 @@ pub async fn store(url: &str, requests: usize, in_flight: usize, sessions: usize
     use lastmile_store_sql::Db;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let db = lastmile_store_postgres::db::PgDb::connect(url).await?;
-        store_on(&db, requests, in_flight, sessions).await
+        let r = store_on(&db, requests, in_flight, sessions).await;
+        db.close().await;
+        r
     } else {
         let db = lastmile_store_sqlite::db::SqliteDb::connect(url).await?;
-        store_on(&db, requests, in_flight, sessions).await
+        let r = store_on(&db, requests, in_flight, sessions).await;
+        db.close().await;
+        r
     }
 }
 
